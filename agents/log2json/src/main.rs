@@ -1,0 +1,10 @@
+//! `log2json`: parse the configuration, build the agent, run it until shutdown.
+
+// musl's allocator is slow on hot paths; mimalloc is small and fast.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> std::process::ExitCode {
+    common::main::<log2json::Log2Json>()
+}

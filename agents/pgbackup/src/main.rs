@@ -1,0 +1,5 @@
+//! `pgbackup`: parse the configuration, build the agent, run it until shutdown.
+
+fn main() -> std::process::ExitCode {
+    common::main::<pgbackup::PgBackup>()
+}

@@ -1,0 +1,47 @@
+//! Init container: waits until TCP ports, URLs and databases are really ready.
+//!
+//! Placeholder until the agent's own issue lands: it parses its configuration, serves the admin
+//! endpoints and waits for shutdown.
+
+use std::process::ExitCode;
+
+use common::{admin::Endpoint, runtime::Build, Agent, AgentInfo, Context, Flavor};
+
+/// The agent's options.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "waitfor")]
+pub struct Config {}
+
+/// The agent's errors.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {}
+
+/// The agent.
+#[derive(Debug)]
+pub struct WaitFor {
+    config: Config,
+}
+
+const NO_ALIASES: &[(&str, Endpoint)] = &[];
+
+impl Agent for WaitFor {
+    type Config = Config;
+    type Error = Error;
+    const INFO: AgentInfo = AgentInfo {
+        name: "waitfor",
+        about: "Init container: waits until TCP ports, URLs and databases are really ready.",
+        default_admin_port: 9476,
+        flavor: Flavor::CurrentThread,
+        admin_aliases: NO_ALIASES,
+    };
+
+    fn build(config: Config, _build: Build<'_>) -> Result<Self, Error> {
+        Ok(WaitFor { config })
+    }
+
+    async fn run(self, ctx: Context) -> Result<ExitCode, Error> {
+        tracing::debug!(config = ?self.config, "waiting for shutdown");
+        ctx.shutdown.triggered().await;
+        Ok(ExitCode::SUCCESS)
+    }
+}
