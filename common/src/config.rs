@@ -24,7 +24,7 @@ pub struct CommonArgs {
     pub admin_addr: Option<AdminAddr>,
 
     /// Log level: error, warn, info, debug, trace, or tracing directives (info,logship=debug).
-    #[arg(long, env = "LOG_LEVEL", default_value = "info", value_name = "LEVEL")]
+    #[arg(long, env = "LOG_LEVEL", default_value = "info", value_name = "LEVEL", value_parser = parse_log_level)]
     pub log_level: String,
 
     /// Log format on stderr: json, text, or auto (text on a terminal, JSON otherwise).
@@ -68,6 +68,14 @@ pub enum LogFormat {
     Json,
     /// Human-readable text.
     Text,
+}
+
+/// Checks a `--log-level` value (a level or tracing directives).
+pub fn parse_log_level(s: &str) -> Result<String, String> {
+    crate::log::filter(s).map(|_| s.trim().to_string()).map_err(|_| {
+        "expected error, warn, info, debug, trace, or directives such as info,logship=debug"
+            .to_string()
+    })
 }
 
 /// Parses `500ms`, `10s`, `5m`, `1h30m`; a bare number is seconds.

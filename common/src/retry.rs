@@ -87,9 +87,23 @@ impl Backoff {
         Duration::from_secs_f64(rand::rng().random_range(low..=base.as_secs_f64()))
     }
 
+    /// Waits for the next delay; returns early when `shutdown` is cancelled.
+    pub async fn wait(&mut self, shutdown: &CancellationToken) -> Result<(), Stop> {
+        let d = self.next().ok_or(Stop::Deadline)?;
+        tokio::select! {
+            _ = tokio::time::sleep(d) => Ok(()),
+            _ = shutdown.cancelled() => Err(Stop::Shutdown),
+        }
+    }
+}
+
+/// Delays until the deadline (forever without one).
+impl Iterator for Backoff {
+    type Item = Duration;
+
     /// The next delay, or `None` once the deadline has passed. The last delay is shortened to
     /// end at the deadline.
-    pub fn next(&mut self) -> Option<Duration> {
+    fn next(&mut self) -> Option<Duration> {
         let d = self.next_delay();
         match self.deadline {
             None => Some(d),
@@ -97,15 +111,6 @@ impl Backoff {
                 let left = deadline.saturating_duration_since(Instant::now());
                 (!left.is_zero()).then(|| d.min(left))
             }
-        }
-    }
-
-    /// Waits for the next delay; returns early when `shutdown` is cancelled.
-    pub async fn wait(&mut self, shutdown: &CancellationToken) -> Result<(), Stop> {
-        let d = self.next().ok_or(Stop::Deadline)?;
-        tokio::select! {
-            _ = tokio::time::sleep(d) => Ok(()),
-            _ = shutdown.cancelled() => Err(Stop::Shutdown),
         }
     }
 }
