@@ -14,7 +14,10 @@ use std::{convert::Infallible, net::SocketAddr, sync::Arc};
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::{body::Incoming, header, server::conn::http1, service::service_fn, Method, Request, Response, StatusCode};
+use hyper::{
+    body::Incoming, header, server::conn::http1, service::service_fn, Method, Request, Response,
+    StatusCode,
+};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
@@ -96,10 +99,16 @@ fn route(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             .map(|(_, e)| *e),
     };
     let Some(endpoint) = endpoint else {
-        return text(StatusCode::NOT_FOUND, "not found: try /healthz, /readyz or /metrics\n");
+        return text(
+            StatusCode::NOT_FOUND,
+            "not found: try /healthz, /readyz or /metrics\n",
+        );
     };
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed: use GET\n");
+        let mut r = text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed: use GET\n",
+        );
         r.headers_mut()
             .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
         return r;
@@ -108,7 +117,10 @@ fn route(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         Endpoint::Health => text(StatusCode::OK, "ok\n"),
         Endpoint::Ready => match state.readiness.check() {
             Ok(()) => text(StatusCode::OK, "ok\n"),
-            Err(reason) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")),
+            Err(reason) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {reason}\n"),
+            ),
         },
         Endpoint::Metrics => {
             let mut r = Response::new(Full::new(Bytes::from(state.metrics.encode())));

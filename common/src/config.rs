@@ -28,7 +28,12 @@ pub struct CommonArgs {
     pub log_level: String,
 
     /// Log format on stderr: json, text, or auto (text on a terminal, JSON otherwise).
-    #[arg(long, env = "LOG_FORMAT", default_value = "auto", value_name = "FORMAT")]
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        default_value = "auto",
+        value_name = "FORMAT"
+    )]
     pub log_format: LogFormat,
 
     /// How long a graceful shutdown (SIGTERM, SIGINT) may take before the agent gives up and
@@ -72,10 +77,12 @@ pub enum LogFormat {
 
 /// Checks a `--log-level` value (a level or tracing directives).
 pub fn parse_log_level(s: &str) -> Result<String, String> {
-    crate::log::filter(s).map(|_| s.trim().to_string()).map_err(|_| {
-        "expected error, warn, info, debug, trace, or directives such as info,logship=debug"
-            .to_string()
-    })
+    crate::log::filter(s)
+        .map(|_| s.trim().to_string())
+        .map_err(|_| {
+            "expected error, warn, info, debug, trace, or directives such as info,logship=debug"
+                .to_string()
+        })
 }
 
 /// Parses `500ms`, `10s`, `5m`, `1h30m`; a bare number is seconds.
@@ -120,7 +127,8 @@ pub fn parse_byte_size(s: &str) -> Result<u64, String> {
 /// Parses a listen address: `0.0.0.0:9471`, `127.0.0.1:0`, `[::]:9471`, or `:9471` (all IPv4
 /// interfaces).
 pub fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
-    const EXPECTED: &str = "expected IP:PORT such as 0.0.0.0:9471, 127.0.0.1:9471, [::]:9471 or :9471";
+    const EXPECTED: &str =
+        "expected IP:PORT such as 0.0.0.0:9471, 127.0.0.1:9471, [::]:9471 or :9471";
     let t = s.trim();
     if let Some(port) = t.strip_prefix(':') {
         let port: u16 = port.parse().map_err(|_| EXPECTED.to_string())?;
@@ -141,11 +149,15 @@ pub fn parse_admin_addr(s: &str) -> Result<AdminAddr, String> {
 
 /// Parses a `host:port` pair (host a name or an IP; IPv6 in brackets). Names are not resolved.
 pub fn parse_host_port(s: &str) -> Result<(String, u16), String> {
-    const EXPECTED: &str = "expected HOST:PORT such as db.prod:5432, 10.0.0.7:5432 or [fd00::7]:5432";
+    const EXPECTED: &str =
+        "expected HOST:PORT such as db.prod:5432, 10.0.0.7:5432 or [fd00::7]:5432";
     let t = s.trim();
     let (host, port) = t.rsplit_once(':').ok_or_else(|| EXPECTED.to_string())?;
     let port: u16 = port.parse().map_err(|_| EXPECTED.to_string())?;
-    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
     if host.is_empty() || host.contains(char::is_whitespace) {
         return Err(EXPECTED.to_string());
     }
@@ -188,8 +200,14 @@ mod tests {
 
     #[test]
     fn listen_addrs() {
-        assert_eq!(parse_listen_addr(":9471").unwrap(), "0.0.0.0:9471".parse().unwrap());
-        assert_eq!(parse_listen_addr("[::]:1").unwrap(), "[::]:1".parse().unwrap());
+        assert_eq!(
+            parse_listen_addr(":9471").unwrap(),
+            "0.0.0.0:9471".parse().unwrap()
+        );
+        assert_eq!(
+            parse_listen_addr("[::]:1").unwrap(),
+            "[::]:1".parse().unwrap()
+        );
         assert!(parse_listen_addr("localhost:9471").is_err());
         assert_eq!(parse_admin_addr("none").unwrap(), AdminAddr::Off);
         assert!(parse_admin_addr("nowhere").unwrap_err().contains("none"));
@@ -197,8 +215,14 @@ mod tests {
 
     #[test]
     fn host_ports() {
-        assert_eq!(parse_host_port("db.prod:5432").unwrap(), ("db.prod".into(), 5432));
-        assert_eq!(parse_host_port("[fd00::7]:5432").unwrap(), ("fd00::7".into(), 5432));
+        assert_eq!(
+            parse_host_port("db.prod:5432").unwrap(),
+            ("db.prod".into(), 5432)
+        );
+        assert_eq!(
+            parse_host_port("[fd00::7]:5432").unwrap(),
+            ("fd00::7".into(), 5432)
+        );
         assert!(parse_host_port("db.prod").is_err());
         assert!(parse_host_port(":5432").is_err());
     }

@@ -44,7 +44,9 @@ pub fn init(level: &str, format: LogFormat) -> Result<(), Error> {
             .with_span_list(false)
             .try_init()
     } else {
-        builder.with_ansi(std::io::stderr().is_terminal()).try_init()
+        builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init()
     };
     Ok(())
 }

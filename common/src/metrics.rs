@@ -128,12 +128,42 @@ impl Collector for ProcessCollector {
             cpu.metric_type(),
         )?)?;
         let gauges: [(&str, &str, Option<Unit>, Option<f64>); 6] = [
-            ("process_resident_memory", "Resident memory size in bytes", Some(Unit::Bytes), Some(st.resident_bytes as f64)),
-            ("process_virtual_memory", "Virtual memory size in bytes", Some(Unit::Bytes), Some(st.virtual_bytes as f64)),
-            ("process_open_fds", "Number of open file descriptors", None, Some(st.open_fds as f64)),
-            ("process_max_fds", "Maximum number of open file descriptors", None, st.max_fds.map(|v| v as f64)),
-            ("process_start_time", "Start time of the process since unix epoch in seconds", Some(Unit::Seconds), st.start_time_seconds),
-            ("process_threads", "Number of OS threads in the process", None, Some(st.threads as f64)),
+            (
+                "process_resident_memory",
+                "Resident memory size in bytes",
+                Some(Unit::Bytes),
+                Some(st.resident_bytes as f64),
+            ),
+            (
+                "process_virtual_memory",
+                "Virtual memory size in bytes",
+                Some(Unit::Bytes),
+                Some(st.virtual_bytes as f64),
+            ),
+            (
+                "process_open_fds",
+                "Number of open file descriptors",
+                None,
+                Some(st.open_fds as f64),
+            ),
+            (
+                "process_max_fds",
+                "Maximum number of open file descriptors",
+                None,
+                st.max_fds.map(|v| v as f64),
+            ),
+            (
+                "process_start_time",
+                "Start time of the process since unix epoch in seconds",
+                Some(Unit::Seconds),
+                st.start_time_seconds,
+            ),
+            (
+                "process_threads",
+                "Number of OS threads in the process",
+                None,
+                Some(st.threads as f64),
+            ),
         ];
         for (name, help, unit, value) in gauges {
             if let Some(v) = value {
@@ -154,7 +184,8 @@ mod tests {
     fn encodes_agent_build_and_process_metrics() {
         let mut m = Metrics::new("demo");
         let c: Counter = Counter::default();
-        m.agent_registry("demo").register("widgets", "Widgets made", c.clone());
+        m.agent_registry("demo")
+            .register("widgets", "Widgets made", c.clone());
         c.inc();
         let text = m.encode();
         assert!(text.contains("demo_widgets_total 1"), "{text}");

@@ -97,7 +97,10 @@ mod tests {
         b.set_ready();
         assert!(r.check().is_ok());
         b.set_not_ready("elasticsearch refused the connection");
-        assert_eq!(r.check().unwrap_err(), "sink: elasticsearch refused the connection");
+        assert_eq!(
+            r.check().unwrap_err(),
+            "sink: elasticsearch refused the connection"
+        );
         b.set_ready();
         r.shutting_down();
         assert_eq!(r.check().unwrap_err(), "shutting down");

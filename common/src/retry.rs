@@ -130,7 +130,10 @@ mod tests {
         let mut j = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
         for expected_max in [100u128, 200, 400, 800, 1000] {
             let d = j.next_delay().as_millis();
-            assert!(d >= expected_max / 2 && d <= expected_max, "{d} vs {expected_max}");
+            assert!(
+                d >= expected_max / 2 && d <= expected_max,
+                "{d} vs {expected_max}"
+            );
         }
     }
 

@@ -130,7 +130,9 @@ pub fn main<A: Agent>() -> ExitCode {
         return ExitCode::from(2);
     }
     let rt = match info.flavor {
-        Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
         Flavor::MultiThread(n) => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(n.max(1))
             .enable_all()
@@ -243,7 +245,10 @@ async fn run<A: Agent>(
         },
     };
     shutdown.close();
-    if tokio::time::timeout_at(deadline, shutdown.wait()).await.is_err() {
+    if tokio::time::timeout_at(deadline, shutdown.wait())
+        .await
+        .is_err()
+    {
         warn!("shutdown deadline exceeded while background tasks were finishing");
         return ExitCode::FAILURE;
     }

@@ -114,7 +114,14 @@ pub fn redact(text: &str) -> String {
 
 /// Redacts `password=...` style pairs (libpq DSNs, query strings).
 fn redact_pairs(text: &str) -> String {
-    const KEYS: [&str; 6] = ["password=", "passwd=", "pwd=", "secret=", "token=", "api_key="];
+    const KEYS: [&str; 6] = [
+        "password=",
+        "passwd=",
+        "pwd=",
+        "secret=",
+        "token=",
+        "api_key=",
+    ];
     let lower = text.to_ascii_lowercase();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
@@ -168,7 +175,10 @@ mod tests {
             redact("host=db user=app password=s3cr3t dbname=x"),
             "host=db user=app password=*** dbname=x"
         );
-        assert_eq!(redact("https://h/?token=abc&x=1"), "https://h/?token=***&x=1");
+        assert_eq!(
+            redact("https://h/?token=abc&x=1"),
+            "https://h/?token=***&x=1"
+        );
         assert_eq!(redact("no secrets here"), "no secrets here");
     }
 
@@ -177,7 +187,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("pw");
         std::fs::write(&p, "s3cr3t\n").unwrap();
-        assert_eq!(resolve("--pw", None, Some(&p)).unwrap().unwrap().expose(), "s3cr3t");
+        assert_eq!(
+            resolve("--pw", None, Some(&p)).unwrap().unwrap().expose(),
+            "s3cr3t"
+        );
         assert!(matches!(
             resolve("--pw", Some(Secret::new("x")), Some(&p)),
             Err(Error::SecretTwice { .. })

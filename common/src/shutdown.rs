@@ -79,14 +79,20 @@ pub fn listen_for_signals(shutdown: Shutdown, readiness: Readiness) -> Result<()
             _ = term.recv() => "SIGTERM",
             _ = int.recv() => "SIGINT",
         };
-        tracing::info!(signal = first, "shutdown started; a second signal exits at once");
+        tracing::info!(
+            signal = first,
+            "shutdown started; a second signal exits at once"
+        );
         readiness.shutting_down();
         shutdown.trigger();
         let (second, code) = tokio::select! {
             _ = term.recv() => ("SIGTERM", 128 + libc::SIGTERM),
             _ = int.recv() => ("SIGINT", 128 + libc::SIGINT),
         };
-        tracing::warn!(signal = second, "second signal: exiting without finishing the drain");
+        tracing::warn!(
+            signal = second,
+            "second signal: exiting without finishing the drain"
+        );
         std::process::exit(code);
     });
     Ok(())

@@ -11,8 +11,17 @@ use testkit::{http_get, http_request, run_to_end, AgentProcess};
 
 fn demo_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let p = exe.parent().unwrap().parent().unwrap().join("examples/demo-agent");
-    assert!(p.exists(), "{} not built (cargo test builds examples)", p.display());
+    let p = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/demo-agent");
+    assert!(
+        p.exists(),
+        "{} not built (cargo test builds examples)",
+        p.display()
+    );
     p
 }
 
@@ -24,7 +33,14 @@ fn demo() -> Command {
 
 fn demo_without_admin_addr() -> Command {
     let mut c = Command::new(demo_bin());
-    for k in ["DEMO_VALUE", "DEMO_SECRET", "DEMO_SECRET_FILE", "DEMO_DRAIN", "ADMIN_ADDR", "LOG_LEVEL"] {
+    for k in [
+        "DEMO_VALUE",
+        "DEMO_SECRET",
+        "DEMO_SECRET_FILE",
+        "DEMO_DRAIN",
+        "ADMIN_ADDR",
+        "LOG_LEVEL",
+    ] {
         c.env_remove(k);
     }
     c
@@ -47,7 +63,8 @@ fn flag_beats_env_beats_default() {
     c.env("DEMO_VALUE", "from-env");
     assert_eq!(configured_value(c), "from-env");
     let mut c = demo();
-    c.env("DEMO_VALUE", "from-env").args(["--demo-value", "from-flag"]);
+    c.env("DEMO_VALUE", "from-env")
+        .args(["--demo-value", "from-flag"]);
     assert_eq!(configured_value(c), "from-flag");
 }
 
@@ -57,7 +74,10 @@ fn bad_values_exit_2_naming_the_option_and_the_value() {
     c.args(["--shutdown-timeout", "soonish"]);
     let (st, _, err) = run_to_end(c, T);
     assert_eq!(st.code(), Some(2), "{err}");
-    assert!(err.contains("--shutdown-timeout") && err.contains("soonish") && err.contains("5m"), "{err}");
+    assert!(
+        err.contains("--shutdown-timeout") && err.contains("soonish") && err.contains("5m"),
+        "{err}"
+    );
 
     // From env: same check, same exit code.
     let mut c = demo();
@@ -70,7 +90,10 @@ fn bad_values_exit_2_naming_the_option_and_the_value() {
     c.args(["--admin-addr", "localhost"]);
     let (st, _, err) = run_to_end(c, T);
     assert_eq!(st.code(), Some(2));
-    assert!(err.contains("--admin-addr") && err.contains("none"), "{err}");
+    assert!(
+        err.contains("--admin-addr") && err.contains("none"),
+        "{err}"
+    );
 
     let mut c = demo();
     c.args(["--log-level", "loud"]);
@@ -97,7 +120,10 @@ fn check_config_validates_and_exits() {
     c.args(["--check-config", "--demo-value", "x"]);
     let (st, out, _) = run_to_end(c, T);
     assert!(st.success());
-    assert!(out.contains("configuration is valid") && out.contains("demo_value: \"x\""), "{out}");
+    assert!(
+        out.contains("configuration is valid") && out.contains("demo_value: \"x\""),
+        "{out}"
+    );
 }
 
 #[test]
@@ -106,10 +132,16 @@ fn help_and_version() {
     c.env("DEMO_SECRET", "hunter2-in-env").arg("--help");
     let (st, out, _) = run_to_end(c, T);
     assert!(st.success());
-    assert!(out.contains("--admin-addr") && out.contains("[env: ADMIN_ADDR]"), "{out}");
+    assert!(
+        out.contains("--admin-addr") && out.contains("[env: ADMIN_ADDR]"),
+        "{out}"
+    );
     assert!(out.contains("[default: 0.0.0.0:9479]"), "{out}");
     assert!(out.contains("Admin and logging"), "{out}");
-    assert!(!out.contains("hunter2"), "--help shows a secret from env:\n{out}");
+    assert!(
+        !out.contains("hunter2"),
+        "--help shows a secret from env:\n{out}"
+    );
 
     let mut c = demo();
     c.arg("--version");
@@ -128,20 +160,37 @@ fn admin_endpoints_and_readiness_flipping() {
     let addr = p.admin_addr();
 
     assert_eq!(http_get(addr, "/healthz").unwrap().status, 200);
-    assert_eq!(http_get(addr, "/api/v1/health").unwrap().status, 200, "alias");
+    assert_eq!(
+        http_get(addr, "/api/v1/health").unwrap().status,
+        200,
+        "alias"
+    );
     let r = http_get(addr, "/readyz").unwrap();
     assert_eq!(r.status, 503);
     assert!(r.body.contains("demo: ready file absent"), "{}", r.body);
 
     std::fs::write(&ready_file, "").unwrap();
-    testkit::wait_until(T, "ready", || http_get(addr, "/readyz").unwrap().status == 200);
+    testkit::wait_until(T, "ready", || {
+        http_get(addr, "/readyz").unwrap().status == 200
+    });
     std::fs::remove_file(&ready_file).unwrap();
-    testkit::wait_until(T, "not ready", || http_get(addr, "/readyz").unwrap().status == 503);
+    testkit::wait_until(T, "not ready", || {
+        http_get(addr, "/readyz").unwrap().status == 503
+    });
 
     let m = http_get(addr, "/metrics").unwrap();
     assert_eq!(m.status, 200);
-    assert!(m.header("content-type").unwrap().starts_with("application/openmetrics-text"));
-    for want in ["demo_build_info{", "process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds", "# EOF"] {
+    assert!(m
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    for want in [
+        "demo_build_info{",
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "process_open_fds",
+        "# EOF",
+    ] {
         assert!(m.body.contains(want), "missing {want} in\n{}", m.body);
     }
     assert_eq!(http_get(addr, "/nope").unwrap().status, 404);
@@ -203,7 +252,8 @@ fn secrets_never_reach_the_log() {
     let f = dir.path().join("secret");
     std::fs::write(&f, "s3cr3t-from-file\n").unwrap();
     let mut c = demo();
-    c.args(["--log-level", "trace"]).env("DEMO_SECRET", "s3cr3t-from-env");
+    c.args(["--log-level", "trace"])
+        .env("DEMO_SECRET", "s3cr3t-from-env");
     let mut p = AgentProcess::spawn(c);
     let v = p.wait_for_message(T, "demo configured");
     assert_eq!(v["secret"], "Some([redacted])");
@@ -212,7 +262,9 @@ fn secrets_never_reach_the_log() {
     assert!(!p.stderr().contains("s3cr3t"), "{}", p.stderr());
 
     let mut c = demo();
-    c.args(["--log-level", "trace"]).arg("--demo-secret-file").arg(&f);
+    c.args(["--log-level", "trace"])
+        .arg("--demo-secret-file")
+        .arg(&f);
     let mut p = AgentProcess::spawn(c);
     let v = p.wait_for_message(T, "demo configured");
     assert_eq!(v["secret"], "Some([redacted])");
@@ -222,10 +274,15 @@ fn secrets_never_reach_the_log() {
 
     // A value and a file for the same secret: refused at start.
     let mut c = demo();
-    c.arg("--demo-secret-file").arg(&f).args(["--demo-secret", "x"]);
+    c.arg("--demo-secret-file")
+        .arg(&f)
+        .args(["--demo-secret", "x"]);
     let (st, _, err) = run_to_end(c, T);
     assert_eq!(st.code(), Some(2));
-    assert!(err.contains("--demo-secret") && err.contains("only one"), "{err}");
+    assert!(
+        err.contains("--demo-secret") && err.contains("only one"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -236,7 +293,10 @@ fn admin_port_taken_is_a_clear_error() {
     c.args(["--admin-addr", &addr.to_string()]);
     let (st, _, err) = run_to_end(c, T);
     assert_eq!(st.code(), Some(1));
-    assert!(err.contains("cannot listen on admin address") && err.contains("--admin-addr"), "{err}");
+    assert!(
+        err.contains("cannot listen on admin address") && err.contains("--admin-addr"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -15,7 +15,11 @@ const T: Duration = Duration::from_secs(30);
 fn release_binaries_are_static_and_answer_help_and_version() {
     for (agent, port) in AGENTS {
         let bin = static_bin(agent);
-        let out = Command::new("file").arg("-b").arg(&bin).output().expect("file(1)");
+        let out = Command::new("file")
+            .arg("-b")
+            .arg(&bin)
+            .output()
+            .expect("file(1)");
         let kind = String::from_utf8_lossy(&out.stdout);
         assert!(
             kind.contains("statically linked") || kind.contains("static-pie linked"),
@@ -30,7 +34,10 @@ fn release_binaries_are_static_and_answer_help_and_version() {
             T,
         );
         assert!(st.success(), "{agent} --help failed");
-        assert!(help.contains(&format!("[default: 0.0.0.0:{port}]")), "{agent} --help:\n{help}");
+        assert!(
+            help.contains(&format!("[default: 0.0.0.0:{port}]")),
+            "{agent} --help:\n{help}"
+        );
         let (st, version, _) = run_to_end(
             {
                 let mut c = Command::new(&bin);
@@ -40,7 +47,10 @@ fn release_binaries_are_static_and_answer_help_and_version() {
             T,
         );
         assert!(st.success());
-        assert!(version.starts_with(&format!("{agent} {} (commit ", env!("CARGO_PKG_VERSION"))), "{version}");
+        assert!(
+            version.starts_with(&format!("{agent} {} (commit ", env!("CARGO_PKG_VERSION"))),
+            "{version}"
+        );
         let size = std::fs::metadata(&bin).unwrap().len();
         eprintln!("{agent}: {size} bytes, {}", kind.trim());
     }
@@ -54,11 +64,31 @@ fn minimal_args(agent: &str, dir: &std::path::Path) -> Vec<String> {
         p.display().to_string()
     };
     match agent {
-        "logship" => vec!["--path".into(), format!("{}/*.log", d("logs")), "--data-dir".into(), d("logship-data")],
-        "log2json" => vec!["--path".into(), format!("{}/*.log", d("logs")), "--data-dir".into(), d("log2json-data")],
+        "logship" => vec![
+            "--path".into(),
+            format!("{}/*.log", d("logs")),
+            "--data-dir".into(),
+            d("logship-data"),
+        ],
+        "log2json" => vec![
+            "--path".into(),
+            format!("{}/*.log", d("logs")),
+            "--data-dir".into(),
+            d("log2json-data"),
+        ],
         "ambassador" => vec!["--route".into(), "127.0.0.1:0=127.0.0.1:5432".into()],
-        "pgbackup" => vec!["--backup-dir".into(), d("backups"), "--schedule".into(), "0 3 * * *".into()],
-        "reloader" => vec!["--watch".into(), d("config"), "--webhook-url".into(), "http://127.0.0.1:9/-/reload".into()],
+        "pgbackup" => vec![
+            "--backup-dir".into(),
+            d("backups"),
+            "--schedule".into(),
+            "0 3 * * *".into(),
+        ],
+        "reloader" => vec![
+            "--watch".into(),
+            d("config"),
+            "--webhook-url".into(),
+            "http://127.0.0.1:9/-/reload".into(),
+        ],
         // An init container that waits for something that never comes, for as long as we need.
         "waitfor" => vec!["--timeout".into(), "10m".into(), "tcp://127.0.0.1:9".into()],
         _ => unreachable!(),
@@ -86,10 +116,17 @@ fn six_agents_run_at_once_on_their_default_ports_and_stop_on_sigterm() {
             http_get(addr, "/healthz").is_ok_and(|r| r.status == 200)
         });
         let ready = http_get(addr, "/readyz").unwrap();
-        assert!(ready.status == 200 || ready.status == 503, "{agent} /readyz: {ready:?}");
+        assert!(
+            ready.status == 200 || ready.status == 503,
+            "{agent} /readyz: {ready:?}"
+        );
         let metrics = http_get(addr, "/metrics").unwrap();
         assert_eq!(metrics.status, 200, "{agent}");
-        assert!(metrics.body.contains(&format!("{agent}_build_info{{")), "{agent}: {}", metrics.body);
+        assert!(
+            metrics.body.contains(&format!("{agent}_build_info{{")),
+            "{agent}: {}",
+            metrics.body
+        );
     }
     for (_, _, p) in &procs {
         p.signal(libc::SIGTERM);
@@ -97,7 +134,12 @@ fn six_agents_run_at_once_on_their_default_ports_and_stop_on_sigterm() {
     let start = Instant::now();
     for (agent, _, p) in &mut procs {
         let st = p.wait_exit(T);
-        assert_eq!(st.code(), Some(0), "{agent} exit status after SIGTERM; stderr:\n{}", p.stderr());
+        assert_eq!(
+            st.code(),
+            Some(0),
+            "{agent} exit status after SIGTERM; stderr:\n{}",
+            p.stderr()
+        );
     }
     // The default --shutdown-timeout is 20s; idle agents drain at once.
     assert!(start.elapsed() < Duration::from_secs(20));

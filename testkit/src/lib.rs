@@ -5,6 +5,9 @@
 //!   learned from its log, signals, and a bounded wait for its exit.
 //! - [`wait_until`]: polls a condition until it holds or a deadline passes (never a bare sleep).
 //! - [`http_get`]: a minimal blocking HTTP/1.1 GET for admin endpoints.
+//! - [`fake_es`]: a faithful Elasticsearch `_bulk` endpoint with fault injection.
+pub mod fake_es;
+
 use std::{
     io::{BufRead, BufReader, Read, Write},
     net::{SocketAddr, TcpStream},
@@ -110,6 +113,7 @@ pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<HttpResponse> {
 pub struct AgentProcess {
     child: Child,
     stderr: Arc<Mutex<Vec<String>>>,
+    stderr_closed: Arc<std::sync::atomic::AtomicBool>,
     name: String,
 }
 
@@ -123,6 +127,8 @@ impl AgentProcess {
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let pipe = child.stderr.take().expect("stderr piped");
         let sink = stderr.clone();
+        let stderr_closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let closed = stderr_closed.clone();
         let tag = PathBuf::from(&name)
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -132,8 +138,14 @@ impl AgentProcess {
                 eprintln!("[{tag}] {line}");
                 sink.lock().expect("stderr lock").push(line);
             }
+            closed.store(true, std::sync::atomic::Ordering::SeqCst);
         });
-        AgentProcess { child, stderr, name }
+        AgentProcess {
+            child,
+            stderr,
+            stderr_closed,
+            name,
+        }
     }
 
     /// The process id.
@@ -204,11 +216,21 @@ impl AgentProcess {
         assert_eq!(rc, 0, "kill({}, {sig}) failed", self.child.id());
     }
 
-    /// Waits for the process to exit, at most `timeout`; panics if it does not.
+    /// Waits for the process to exit, at most `timeout`; panics if it does not. Then waits
+    /// (briefly) until its stderr is read to the end, so its last log lines are in
+    /// [`Self::stderr`].
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         let name = self.name.clone();
         let child = &mut self.child;
-        wait_for(timeout, &format!("{name} to exit"), || child.try_wait().expect("try_wait"))
+        let status = wait_for(timeout, &format!("{name} to exit"), || {
+            child.try_wait().expect("try_wait")
+        });
+        // A grandchild may still hold the pipe open: do not wait for it for long.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.stderr_closed.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+        status
     }
 
     /// Whether the process is still running.

@@ -1,0 +1,172 @@
+//! Connecting to an upstream: the candidates in balancing order, each of their addresses, a
+//! connect timeout, TCP keepalive and `TCP_USER_TIMEOUT` (a silently dead upstream is noticed),
+//! then optional TLS origination and a PROXY protocol header. A failure moves on to the next
+//! address and upstream; nothing from the client has been sent yet, so retrying is safe.
+use std::{io, net::SocketAddr, sync::Arc, time::Duration};
+
+use common::tls::{server_name, ServerName, TlsConnector};
+use socket2::{SockRef, TcpKeepalive};
+use tokio::{
+    io::AsyncWriteExt,
+    net::{TcpSocket, TcpStream},
+    time::Instant,
+};
+
+use crate::{
+    config::ProxyProtocol,
+    events,
+    metrics::Metrics,
+    pool::{Pool, Upstream},
+    proxy_protocol,
+};
+
+/// TLS origination settings.
+#[derive(Clone)]
+pub struct UpstreamTls {
+    /// The connector (CA, client certificate).
+    pub connector: TlsConnector,
+    /// A fixed server name, else each upstream's host.
+    pub server_name: Option<ServerName<'static>>,
+}
+
+/// How to connect.
+#[derive(Clone)]
+pub struct Connector {
+    /// Per-attempt time limit (connect + handshake).
+    pub timeout: Duration,
+    /// Keepalive idle time (zero: off).
+    pub keepalive: Duration,
+    /// TCP_USER_TIMEOUT (zero: kernel default).
+    pub user_timeout: Duration,
+    /// TLS origination.
+    pub tls: Option<UpstreamTls>,
+    /// PROXY protocol header.
+    pub proxy_protocol: ProxyProtocol,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+/// An upstream connection, plain or TLS.
+pub enum UpStream {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS over TCP.
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+/// A connection made: the stream, which upstream, and which address.
+pub struct Connected {
+    /// The stream.
+    pub stream: UpStream,
+    /// The upstream.
+    pub upstream: Arc<Upstream>,
+    /// The address connected to.
+    pub addr: SocketAddr,
+}
+
+impl Connector {
+    /// Tries the pool's candidates in order; `None` when every attempt failed.
+    pub async fn connect(
+        &self,
+        pool: &Pool,
+        client: SocketAddr,
+        local: SocketAddr,
+    ) -> Option<Connected> {
+        for up in pool.candidates() {
+            let addrs = up.addrs();
+            let mut ok = None;
+            for addr in addrs {
+                let started = Instant::now();
+                let attempt =
+                    tokio::time::timeout(self.timeout, self.attempt(&up, addr, client, local))
+                        .await;
+                let result = attempt.unwrap_or_else(|_| {
+                    Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("no answer within {:?}", self.timeout),
+                    ))
+                });
+                match result {
+                    Ok(stream) => {
+                        up.metrics
+                            .connect_seconds
+                            .observe(started.elapsed().as_secs_f64());
+                        ok = Some(Connected {
+                            stream,
+                            upstream: up.clone(),
+                            addr,
+                        });
+                        break;
+                    }
+                    Err(error) => events::ConnectFailed {
+                        route: &pool.route,
+                        upstream: &up.label,
+                        addr: Some(addr),
+                        error: &error,
+                    }
+                    .emit(&self.metrics),
+                }
+            }
+            match ok {
+                Some(c) => {
+                    pool.record_success(&c.upstream);
+                    return Some(c);
+                }
+                None => pool.record_failure(&up),
+            }
+        }
+        None
+    }
+
+    async fn attempt(
+        &self,
+        up: &Upstream,
+        addr: SocketAddr,
+        client: SocketAddr,
+        local: SocketAddr,
+    ) -> io::Result<UpStream> {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        {
+            let s = SockRef::from(&socket);
+            if !self.keepalive.is_zero() {
+                let ka = TcpKeepalive::new()
+                    .with_time(self.keepalive)
+                    .with_interval(Duration::from_secs(10).min(self.keepalive))
+                    .with_retries(3);
+                s.set_tcp_keepalive(&ka)?;
+            }
+            if !self.user_timeout.is_zero() {
+                s.set_tcp_user_timeout(Some(self.user_timeout))?;
+            }
+        }
+        socket.set_nodelay(true)?;
+        let mut stream = socket.connect(addr).await?;
+        let header = proxy_protocol::header(self.proxy_protocol, client, local);
+        if !header.is_empty() {
+            stream.write_all(&header).await?;
+        }
+        match &self.tls {
+            None => Ok(UpStream::Plain(stream)),
+            Some(tls) => {
+                let name = match &tls.server_name {
+                    Some(n) => n.clone(),
+                    None => server_name(&up.host)
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+                };
+                let s = tls.connector.connect(name, stream).await.map_err(|e| {
+                    // Handshake failures are reported as InvalidData so they count as "tls".
+                    if e.kind() == io::ErrorKind::InvalidData {
+                        e
+                    } else {
+                        io::Error::new(io::ErrorKind::InvalidData, format!("TLS handshake: {e}"))
+                    }
+                })?;
+                Ok(UpStream::Tls(Box::new(s)))
+            }
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! One route at run time: the accept loop, the connection limit (wait or refuse), TLS
+//! termination, the upstream connect (at once: server-speaks-first protocols such as MySQL's
+//! greeting never wait for a client byte), the relay, reset propagation, metrics and the
+//! access log line.
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::Semaphore,
+    time::Instant,
+};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::{debug, warn};
+
+use crate::{
+    config::OnLimit,
+    connect::{Connected, Connector, UpStream},
+    events,
+    metrics::{ByteLabels, Metrics, RouteLabels},
+    pool::Pool,
+    relay::{self, set_reset_on_close, End, Outcome, Socket},
+};
+
+/// Settings shared by every route.
+#[derive(Clone)]
+pub struct Shared {
+    /// Connecting to upstreams.
+    pub connector: Connector,
+    /// TLS termination on the listeners.
+    pub acceptor: Option<TlsAcceptor>,
+    /// Buffered relay buffer size.
+    pub buffer_size: usize,
+    /// Idle timeout (None: never).
+    pub idle_timeout: Option<Duration>,
+    /// Use splice between plain sockets.
+    pub splice: bool,
+    /// Over the limit.
+    pub on_limit: OnLimit,
+    /// Access log on.
+    pub access_log: bool,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Trips to stop accepting.
+    pub stop_accepting: CancellationToken,
+    /// Trips to close open connections (end of the drain).
+    pub force_close: CancellationToken,
+    /// Tracks connection tasks.
+    pub connections: TaskTracker,
+}
+
+/// A route with its listener bound.
+pub struct Route {
+    /// Upstreams.
+    pub pool: Arc<Pool>,
+    /// Connection limit.
+    pub limit: Option<Arc<Semaphore>>,
+    /// The listener.
+    pub listener: TcpListener,
+}
+
+/// Accepts until `stop_accepting` trips.
+pub async fn serve(route: Route, shared: Arc<Shared>) {
+    let accepted = shared
+        .metrics
+        .accepted
+        .get_or_create(&RouteLabels {
+            route: route.pool.route.clone(),
+        })
+        .clone();
+    loop {
+        let (client, peer) = tokio::select! {
+            r = route.listener.accept() => match r {
+                Ok(c) => c,
+                Err(error) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    warn!(route = %route.pool.route, %error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shared.stop_accepting.cancelled() => break,
+        };
+        accepted.inc();
+        let permit = match &route.limit {
+            None => None,
+            Some(sem) => match sem.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) if shared.on_limit == OnLimit::Refuse => {
+                    events::ConnectionRejected {
+                        route: &route.pool.route,
+                        client: peer,
+                        reason: "limit",
+                    }
+                    .emit(&shared.metrics);
+                    continue;
+                }
+                Err(_) => None,
+            },
+        };
+        let (pool, shared2, limit) = (route.pool.clone(), shared.clone(), route.limit.clone());
+        shared.connections.spawn(async move {
+            let _permit = match (permit, limit) {
+                (Some(p), _) => p,
+                (None, Some(sem)) => tokio::select! {
+                    p = sem.acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+                    _ = shared2.force_close.cancelled() => return,
+                },
+                (None, None) => {
+                    handle(client, peer, &pool, &shared2).await;
+                    return;
+                }
+            };
+            handle(client, peer, &pool, &shared2).await;
+        });
+    }
+    debug!(route = %route.pool.route, "stopped accepting");
+}
+
+async fn handle(client: TcpStream, peer: SocketAddr, pool: &Pool, shared: &Shared) {
+    let started = Instant::now();
+    let _ = client.set_nodelay(true);
+    let local = client.local_addr().unwrap_or(peer);
+    match &shared.acceptor {
+        None => {
+            let Some(up) = connect(pool, shared, peer, local).await else {
+                return;
+            };
+            finish(client, up, peer, pool, shared, started).await;
+        }
+        Some(acceptor) => {
+            let timeout = shared.connector.timeout;
+            let tls = match tokio::time::timeout(timeout, acceptor.accept(client)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(error)) => {
+                    debug!(route = %pool.route, client = %peer, %error, "TLS handshake failed");
+                    events::ConnectionRejected {
+                        route: &pool.route,
+                        client: peer,
+                        reason: "tls_handshake",
+                    }
+                    .emit(&shared.metrics);
+                    return;
+                }
+                Err(_) => {
+                    events::ConnectionRejected {
+                        route: &pool.route,
+                        client: peer,
+                        reason: "tls_handshake",
+                    }
+                    .emit(&shared.metrics);
+                    return;
+                }
+            };
+            let Some(up) = connect(pool, shared, peer, local).await else {
+                return;
+            };
+            finish(tls, up, peer, pool, shared, started).await;
+        }
+    }
+}
+
+async fn connect(
+    pool: &Pool,
+    shared: &Shared,
+    peer: SocketAddr,
+    local: SocketAddr,
+) -> Option<Connected> {
+    let c = shared.connector.connect(pool, peer, local).await;
+    if c.is_none() {
+        events::ConnectionRejected {
+            route: &pool.route,
+            client: peer,
+            reason: "no_upstream",
+        }
+        .emit(&shared.metrics);
+    }
+    c
+}
+
+trait ClientStream:
+    tokio::io::AsyncRead + tokio::io::AsyncWrite + Socket + Unpin + Send + std::any::Any
+{
+}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Socket + Unpin + Send + 'static> ClientStream
+    for T
+{
+}
+
+async fn finish<C: ClientStream>(
+    mut client: C,
+    up: Connected,
+    peer: SocketAddr,
+    pool: &Pool,
+    shared: &Shared,
+    started: Instant,
+) {
+    let _active = up.upstream.open();
+    let cancel = &shared.force_close;
+    let mut engine = "buffered";
+    let outcome: Outcome = match up.stream {
+        UpStream::Plain(mut u) => {
+            let plain_client = (&client as &dyn std::any::Any).downcast_ref::<TcpStream>();
+            let out = match plain_client {
+                #[cfg(target_os = "linux")]
+                Some(c) if shared.splice => {
+                    engine = "splice";
+                    crate::splice::relay_tcp(c, &u, shared.idle_timeout, cancel).await
+                }
+                _ => {
+                    relay::relay(
+                        &mut client,
+                        &mut u,
+                        shared.buffer_size,
+                        shared.idle_timeout,
+                        cancel,
+                    )
+                    .await
+                }
+            };
+            reset_side(&out.end, client.tcp(), &u);
+            out
+        }
+        UpStream::Tls(mut u) => {
+            let out = relay::relay(
+                &mut client,
+                &mut *u,
+                shared.buffer_size,
+                shared.idle_timeout,
+                cancel,
+            )
+            .await;
+            reset_side(&out.end, client.tcp(), u.tcp());
+            out
+        }
+    };
+    let label = |direction| ByteLabels {
+        route: pool.route.clone(),
+        upstream: up.upstream.label.clone(),
+        direction,
+    };
+    shared
+        .metrics
+        .bytes
+        .get_or_create(&label("to_upstream"))
+        .inc_by(outcome.to_upstream);
+    shared
+        .metrics
+        .bytes
+        .get_or_create(&label("to_client"))
+        .inc_by(outcome.to_client);
+    if shared.access_log {
+        events::ConnectionClosed {
+            route: &pool.route,
+            client: peer,
+            upstream: &up.upstream.label,
+            upstream_addr: up.addr,
+            duration: started.elapsed(),
+            bytes_to_upstream: outcome.to_upstream,
+            bytes_to_client: outcome.to_client,
+            reason: outcome.end.reason(),
+            engine,
+        }
+        .emit();
+    }
+}
+
+/// When one side failed, the other is closed with a reset rather than a clean EOF, so the
+/// peer knows the stream was cut.
+fn reset_side(end: &End, client: &TcpStream, upstream: &TcpStream) {
+    match end {
+        End::Client(_) => set_reset_on_close(upstream),
+        End::Upstream(_) => set_reset_on_close(client),
+        _ => {}
+    }
+}

@@ -1,0 +1,276 @@
+//! TLS through the ambassador: origination to a TLS echo server with a test CA, mutual TLS,
+//! and termination with the certificate swapped on disk while a connection stays open.
+mod support;
+
+use std::{net::SocketAddr, path::Path, sync::Arc};
+
+use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
+use rustls::pki_types::CertificateDer;
+use support::*;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+struct Ca {
+    issuer: Issuer<'static, KeyPair>,
+    pem: String,
+}
+
+fn make_ca(name: &str) -> Ca {
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    let key = KeyPair::generate().expect("key");
+    let cert = params.self_signed(&key).expect("ca");
+    Ca {
+        pem: cert.pem(),
+        issuer: Issuer::new(params, key),
+    }
+}
+
+/// A leaf certificate signed by `ca`: (cert PEM, key PEM, cert DER).
+fn leaf(
+    ca: &Ca,
+    names: &[&str],
+    purpose: ExtendedKeyUsagePurpose,
+) -> (String, String, CertificateDer<'static>) {
+    let mut params =
+        CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .expect("params");
+    params.extended_key_usages = vec![purpose];
+    let key = KeyPair::generate().expect("key");
+    let cert = params.signed_by(&key, &ca.issuer).expect("sign");
+    (cert.pem(), key.serialize_pem(), cert.der().clone())
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write");
+    p.to_str().expect("utf8").to_string()
+}
+
+/// A TLS echo server; with `client_ca`, it requires a client certificate signed by it.
+async fn tls_echo(cert: &str, key: &str, client_ca: Option<&str>) -> SocketAddr {
+    let resolver = common::tls::ReloadingCertResolver::new(
+        Path::new(cert),
+        Path::new(key),
+        std::time::Duration::from_secs(3600),
+    )
+    .expect("server cert");
+    let cfg = common::tls::server_config(Arc::new(resolver), client_ca.map(Path::new))
+        .expect("server config");
+    let acceptor = TlsAcceptor::from(cfg);
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else {
+                continue;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(s).await else {
+                    return;
+                };
+                let mut buf = [0u8; 4096];
+                loop {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if tls.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+async fn plain_roundtrip(addr: SocketAddr, msg: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut s = TcpStream::connect(addr).await?;
+    s.write_all(msg).await?;
+    let mut back = vec![0u8; msg.len()];
+    tokio::time::timeout(T, s.read_exact(&mut back))
+        .await
+        .map_err(std::io::Error::other)??;
+    Ok(back)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn originates_tls_with_a_custom_ca() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = make_ca("test ca");
+    let (cert, key, _) = leaf(
+        &ca,
+        &["localhost", "127.0.0.1"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let (cert, key, ca_file) = (
+        write(dir.path(), "s.pem", &cert),
+        write(dir.path(), "s.key", &key),
+        write(dir.path(), "ca.pem", &ca.pem),
+    );
+    let up = tls_echo(&cert, &key, None).await;
+    let route = format!("127.0.0.1:0=localhost:{}", up.port());
+    let amb = Amb::spawn(
+        &[
+            "--route",
+            &route,
+            "--upstream-tls",
+            "true",
+            "--upstream-tls-ca",
+            &ca_file,
+        ],
+        &[],
+    );
+    let addr = amb.listen(0);
+    let msg = vec![7u8; 100_000];
+    assert_eq!(
+        plain_roundtrip(addr, &msg).await.expect("echo through TLS"),
+        msg
+    );
+
+    // The wrong CA: the handshake fails, the client is closed and the error is counted as tls.
+    let other = make_ca("other ca");
+    let other_file = write(dir.path(), "other.pem", &other.pem);
+    let amb2 = Amb::spawn(
+        &[
+            "--route",
+            &route,
+            "--upstream-tls",
+            "true",
+            "--upstream-tls-ca",
+            &other_file,
+        ],
+        &[],
+    );
+    assert!(plain_roundtrip(amb2.listen(0), b"x").await.is_err());
+    assert!(amb2.metric("ambassador_connect_errors_total", &["reason=\"tls\""]) >= 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_to_the_upstream() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = make_ca("test ca");
+    let (scert, skey, _) = leaf(&ca, &["db.test"], ExtendedKeyUsagePurpose::ServerAuth);
+    let (ccert, ckey, _) = leaf(&ca, &["ambassador"], ExtendedKeyUsagePurpose::ClientAuth);
+    let d = dir.path();
+    let ca_file = write(d, "ca.pem", &ca.pem);
+    let up = tls_echo(
+        &write(d, "s.pem", &scert),
+        &write(d, "s.key", &skey),
+        Some(&ca_file),
+    )
+    .await;
+    let route = format!("127.0.0.1:0=127.0.0.1:{}", up.port());
+    let common_args = [
+        "--route",
+        &route,
+        "--upstream-tls",
+        "true",
+        "--upstream-tls-ca",
+        &ca_file,
+        "--upstream-tls-server-name",
+        "db.test",
+    ];
+    let (cc, ck) = (write(d, "c.pem", &ccert), write(d, "c.key", &ckey));
+    let mut with_cert = common_args.to_vec();
+    with_cert.extend(["--upstream-tls-cert", &cc, "--upstream-tls-key", &ck]);
+    let amb = Amb::spawn(&with_cert, &[]);
+    assert_eq!(
+        plain_roundtrip(amb.listen(0), b"mtls")
+            .await
+            .expect("echo with a client cert"),
+        b"mtls"
+    );
+    // Without a client certificate the upstream refuses.
+    let amb2 = Amb::spawn(&common_args, &[]);
+    assert!(plain_roundtrip(amb2.listen(0), b"mtls").await.is_err());
+}
+
+async fn tls_client(
+    addr: SocketAddr,
+    ca_pem: &str,
+) -> (
+    tokio_rustls::client::TlsStream<TcpStream>,
+    CertificateDer<'static>,
+) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = common::tls::ClientOptions {
+        ca_file: Some(write(dir.path(), "ca.pem", ca_pem).into()),
+        ..Default::default()
+    };
+    let connector = TlsConnector::from(common::tls::client_config(&opts).expect("client config"));
+    let s = TcpStream::connect(addr).await.expect("connect");
+    let tls = connector
+        .connect(common::tls::server_name("app.test").expect("name"), s)
+        .await
+        .expect("handshake with the ambassador");
+    let cert = tls.get_ref().1.peer_certificates().expect("peer cert")[0].clone();
+    (tls, cert)
+}
+
+async fn tls_roundtrip(s: &mut tokio_rustls::client::TlsStream<TcpStream>, msg: &[u8]) -> Vec<u8> {
+    s.write_all(msg).await.expect("write");
+    let mut back = vec![0u8; msg.len()];
+    tokio::time::timeout(T, s.read_exact(&mut back))
+        .await
+        .expect("in time")
+        .expect("read");
+    back
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminates_tls_and_picks_up_a_rotated_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let ca = make_ca("test ca");
+    let (c1, k1, der1) = leaf(&ca, &["app.test"], ExtendedKeyUsagePurpose::ServerAuth);
+    let (c2, k2, der2) = leaf(&ca, &["app.test"], ExtendedKeyUsagePurpose::ServerAuth);
+    let (cert, key) = (write(d, "tls.crt", &c1), write(d, "tls.key", &k1));
+    let (echo, _) = echo_server();
+    let amb = Amb::spawn(
+        &[
+            "--route",
+            &format!("127.0.0.1:0={echo}"),
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+            "--tls-reload-interval",
+            "50ms",
+        ],
+        &[],
+    );
+    let addr = amb.listen(0);
+    let (mut open, seen) = tls_client(addr, &ca.pem).await;
+    assert_eq!(seen, der1);
+    assert_eq!(tls_roundtrip(&mut open, b"before").await, b"before");
+    // Rotate the way a Secret update does: new files, then an atomic swap.
+    write(d, "tls.crt.new", &c2);
+    write(d, "tls.key.new", &k2);
+    std::fs::rename(d.join("tls.key.new"), d.join("tls.key")).expect("swap key");
+    std::fs::rename(d.join("tls.crt.new"), d.join("tls.crt")).expect("swap cert");
+    let mut rotated = false;
+    for _ in 0..400 {
+        let (mut s, seen) = tls_client(addr, &ca.pem).await;
+        assert_eq!(tls_roundtrip(&mut s, b"x").await, b"x");
+        if seen == der2 {
+            rotated = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(rotated, "new connections never saw the new certificate");
+    // The connection opened before the swap still works.
+    assert_eq!(tls_roundtrip(&mut open, b"after").await, b"after");
+    assert!(amb.metric("ambassador_tls_reloads_total", &["result=\"success\""]) >= 1.0);
+}
