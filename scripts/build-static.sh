@@ -4,8 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 agents=(logship log2json ambassador pgbackup reloader waitfor)
+# demo-app stands in for the main application in the pod tests (images/demo-app).
+extra=(demo-app)
 args=()
-for a in "${agents[@]}"; do args+=(-p "$a"); done
+for a in "${agents[@]}" "${extra[@]}"; do args+=(-p "$a"); done
 cargo build --release --locked --target x86_64-unknown-linux-musl "${args[@]}"
 dir="${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-musl/release"
 for a in "${agents[@]}"; do

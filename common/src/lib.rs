@@ -13,6 +13,7 @@
 //! - [`metrics`]: the registry, build info and process metrics behind `/metrics`.
 //! - [`admin`]: the admin HTTP server (`/healthz`, `/readyz`, `/metrics`).
 //! - [`retry`]: the one backoff helper (exponential, jitter, cap, deadline).
+//! - [`resolve`]: host names through an optional hosts-style override file, then DNS.
 //!
 //! Optional parts, behind cargo features, for what two agents share:
 //! `tail` (the file tailing engine), `parse` (log line formats), `tls` (rustls helpers).
@@ -24,6 +25,7 @@ mod error;
 pub mod log;
 pub mod metrics;
 pub mod readiness;
+pub mod resolve;
 pub mod retry;
 pub mod runtime;
 pub mod secret;

@@ -4,70 +4,34 @@
 //! is read at each attempt and consulted before the system resolver, so tests (and odd
 //! set-ups) can make a name start resolving while waitfor runs. A name that does not resolve is
 //! a [`FailKind::Resolve`] failure, retried like any other.
-use std::{
-    io,
-    net::{IpAddr, SocketAddr},
-    path::PathBuf,
-    sync::Arc,
-};
+use std::{io, net::SocketAddr, path::PathBuf};
 
 use tokio::net::TcpStream;
 
 use crate::outcome::{FailKind, Failure};
 
-/// Resolves host names, consulting the override file first.
+/// Resolves host names through `common::resolve` (override file first, then DNS), turning a
+/// name that does not resolve into a retryable [`FailKind::Resolve`] failure.
 #[derive(Debug, Clone, Default)]
 pub struct Resolver {
-    hosts_file: Option<Arc<PathBuf>>,
+    inner: common::resolve::Resolver,
 }
 
 impl Resolver {
     /// A resolver with an optional hosts-style override file.
     pub fn new(hosts_file: Option<PathBuf>) -> Self {
         Resolver {
-            hosts_file: hosts_file.map(Arc::new),
+            inner: common::resolve::Resolver::new(hosts_file),
         }
     }
 
     /// The addresses of `host` (a name or an IP literal) at `port`.
     pub async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, Failure> {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
-        if let Ok(ip) = bare.parse::<IpAddr>() {
-            return Ok(vec![SocketAddr::new(ip, port)]);
-        }
-        if let Some(ips) = self.lookup_override(bare) {
-            return Ok(ips
-                .into_iter()
-                .map(|ip| SocketAddr::new(ip, port))
-                .collect());
-        }
-        match tokio::net::lookup_host((bare, port)).await {
-            Ok(addrs) => {
-                let v: Vec<SocketAddr> = addrs.collect();
-                if v.is_empty() {
-                    Err(not_resolving(bare, "no addresses"))
-                } else {
-                    Ok(v)
-                }
-            }
-            Err(e) => Err(not_resolving(bare, &e.to_string())),
-        }
-    }
-
-    /// The override file's addresses for `name`, if it lists the name.
-    fn lookup_override(&self, name: &str) -> Option<Vec<IpAddr>> {
-        let path = self.hosts_file.as_ref()?;
-        let text = std::fs::read_to_string(path.as_path()).ok()?;
-        let ips: Vec<IpAddr> = text
-            .lines()
-            .map(|l| l.split('#').next().unwrap_or(""))
-            .filter_map(|l| {
-                let mut words = l.split_whitespace();
-                let ip: IpAddr = words.next()?.parse().ok()?;
-                words.any(|w| w.eq_ignore_ascii_case(name)).then_some(ip)
-            })
-            .collect();
-        (!ips.is_empty()).then_some(ips)
+        self.inner
+            .resolve(bare, port)
+            .await
+            .map_err(|e| not_resolving(bare, &e.to_string()))
     }
 
     /// Connects to `host:port`, trying each address in turn; the error of the last one wins.
