@@ -24,9 +24,7 @@ pub fn static_bin(agent: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"));
-    let p = target
-        .join("x86_64-unknown-linux-musl/release")
-        .join(agent);
+    let p = target.join("x86_64-unknown-linux-musl/release").join(agent);
     assert!(
         p.exists(),
         "{} is missing: run scripts/build-static.sh first (README's test command does)",
