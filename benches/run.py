@@ -44,17 +44,18 @@ def run_once(name):
         text=True,
         check=False,
     )
-    results, missing = [], []
+    results, missing, raw = [], [], []
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             results.append(json.loads(line[len("RESULT "):]))
         elif line.startswith("MISSING "):
             missing.append(json.loads(line[len("MISSING "):]))
         else:
+            raw.append(line)
             print(f"[{name}] {line}", file=sys.stderr)
     if proc.returncode != 0:
         print(f"[{name}] exited with {proc.returncode}", file=sys.stderr)
-    return results, missing, proc.returncode
+    return results, missing, raw, proc.returncode
 
 
 def fmt(v):
@@ -133,9 +134,11 @@ def main():
     for name in names:
         figures = OrderedDict()
         missing = {}
+        raw_runs = []
         for i in range(args.runs):
             print(f"== {name}: run {i + 1}/{args.runs}", file=sys.stderr)
-            results, miss, rc = run_once(name)
+            results, miss, raw, rc = run_once(name)
+            raw_runs.append(raw)
             failed |= rc != 0
             for r in results:
                 key = (r["subject"], r["metric"])
@@ -153,6 +156,11 @@ def main():
         for subject, reason in missing.items():
             report.append(f"| {subject} | not measured | | | | | {reason} |")
         report.append("")
+        if not figures:
+            # A scenario that prints its own table (no RESULT lines yet): keep its last output.
+            report += ["Output of the last run (this scenario prints no RESULT lines yet):", "", "```"]
+            report += raw_runs[-1] if raw_runs else []
+            report += ["```", ""]
         # One chart per figure measured for more than one subject.
         by_metric = OrderedDict()
         for (subject, metric), f in figures.items():

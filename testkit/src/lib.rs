@@ -39,7 +39,10 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
         if cond() {
             return;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         thread::sleep(Duration::from_millis(10));
     }
 }
@@ -123,7 +126,9 @@ impl AgentProcess {
     pub fn spawn(mut cmd: Command) -> Self {
         let name = cmd.get_program().to_string_lossy().into_owned();
         cmd.stderr(Stdio::piped()).env("LOG_FORMAT", "json");
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn {name}: {e}"));
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {name}: {e}"));
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let pipe = child.stderr.take().expect("stderr piped");
         let sink = stderr.clone();
@@ -169,7 +174,12 @@ impl AgentProcess {
     }
 
     /// Waits for a stderr line for which `pred` holds; returns it.
-    pub fn wait_for_log(&self, timeout: Duration, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    pub fn wait_for_log(
+        &self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
         wait_for(timeout, what, || {
             self.stderr
                 .lock()
@@ -227,7 +237,9 @@ impl AgentProcess {
         });
         // A grandchild may still hold the pipe open: do not wait for it for long.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !self.stderr_closed.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < deadline {
+        while !self.stderr_closed.load(std::sync::atomic::Ordering::SeqCst)
+            && Instant::now() < deadline
+        {
             thread::sleep(Duration::from_millis(5));
         }
         status
@@ -262,6 +274,12 @@ pub fn run_to_end(mut cmd: Command, timeout: Duration) -> (ExitStatus, String, S
         let _ = err.read_to_string(&mut s);
         s
     });
-    let status = wait_for(timeout, "command to finish", || child.try_wait().expect("try_wait"));
-    (status, t_out.join().expect("stdout"), t_err.join().expect("stderr"))
+    let status = wait_for(timeout, "command to finish", || {
+        child.try_wait().expect("try_wait")
+    });
+    (
+        status,
+        t_out.join().expect("stdout"),
+        t_err.join().expect("stderr"),
+    )
 }

@@ -1,0 +1,35 @@
+//! Sinks: where batches go. stdout (NDJSON, the embedded default) or Elasticsearch/OpenSearch
+//! `_bulk`. A sink resolves every record of a batch it accepts (delivered, already present or
+//! dead-lettered), which acknowledges the lines to the tailer.
+use tokio::time::Instant;
+
+use crate::pipeline::Batch;
+
+pub mod elasticsearch;
+pub mod stdout;
+
+/// The configured sink.
+pub enum Sink {
+    /// NDJSON on stdout.
+    Stdout(stdout::StdoutSink),
+    /// Elasticsearch or OpenSearch.
+    Elasticsearch(elasticsearch::EsSink),
+}
+
+impl Sink {
+    /// Hands a batch over; waits while the sink has as many batches in flight as allowed.
+    pub async fn send(&self, batch: Batch) {
+        match self {
+            Sink::Stdout(s) => s.send(batch),
+            Sink::Elasticsearch(s) => s.send(batch).await,
+        }
+    }
+
+    /// Waits until every accepted batch is resolved or `deadline` passes; true when all were.
+    pub async fn drain(&self, deadline: Instant) -> bool {
+        match self {
+            Sink::Stdout(_) => true,
+            Sink::Elasticsearch(s) => s.drain(deadline).await,
+        }
+    }
+}
