@@ -11,5 +11,5 @@ for a in "${agents[@]}" "${extra[@]}"; do args+=(-p "$a"); done
 cargo build --release --locked --target x86_64-unknown-linux-musl "${args[@]}"
 dir="${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-musl/release"
 for a in "${agents[@]}"; do
-  printf '%-11s %8s bytes  %s\n' "$a" "$(stat -c %s "$dir/$a")" "$(file -b "$dir/$a" | cut -d, -f1-2,5)"
+  printf '%-11s %8s bytes  %s\n' "$a" "$(stat -c %s "$dir/$a")" "$(file -b "$dir/$a" | grep -oE 'static(-pie)? linked|dynamically linked')"
 done
