@@ -3,21 +3,29 @@
 #
 # Figures per target:
 #   - single-stream throughput (iperf3, Gbit/s)
+#   - keep-alive HTTP through the proxy to an nginx backend (wrk, 32 connections): req/s, p99,
+#     and the proxy's CPU time per request (steadier than req/s on a loaded machine)
 #   - keep-alive request/response with 32 connections (64-byte request and answer): req/s, p50, p99
 #   - one connection, request/response: p50 and p99 latency (the added latency is the difference
 #     to "direct")
 #   - a new connection per request (8 threads): conn/s
 #   - resident memory per idle open connection at N (default 5000) connections
+# A human-readable table goes to stderr; stdout has one `RESULT {json}` line per figure (and
+# `MISSING {json}` per reference not installed), for benches/run.py. The ambassador's lines carry
+# the issue's targets: the best of HAProxy and nginx stream in the same run, 70% of direct for the
+# single stream, 16 KiB per idle connection.
 #
 # Usage: benches/ambassador/run.sh            (builds ambassador with --profile bench-fast)
 #   AMBASSADOR_BIN=path  use a built binary;  SECS=3  seconds per figure;  IDLE_CONNS=5000
-# Needs: iperf3, python3, rustc; optional: haproxy, nginx with the stream module
-# (Debian: libnginx-mod-stream), socat. Missing references are reported, never faked.
+#   ROUNDS=3  rounds (each figure for every target in turn; medians are reported)
+# Needs: iperf3, python3, rustc; optional: haproxy, nginx (backend for wrk, and the stream module,
+# Debian: libnginx-mod-stream), wrk, socat. Missing references are reported, never faked.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 SECS="${SECS:-3}"
+ROUNDS="${ROUNDS:-3}"
 IDLE_CONNS="${IDLE_CONNS:-5000}"
 WORK="$(mktemp -d)"
 PIDS=()
@@ -40,10 +48,34 @@ LG="$WORK/loadgen"
 # Backends.
 IPERF_PORT=25201
 RR_PORT=25202
+HTTP_PORT=25203
 iperf3 -s -p "$IPERF_PORT" >/dev/null 2>&1 &
 PIDS+=($!)
 "$LG" server "127.0.0.1:$RR_PORT" &
 PIDS+=($!)
+HTTP=""
+if command -v nginx >/dev/null && command -v wrk >/dev/null; then
+    mkdir -p "$WORK/http/logs"
+    cat >"$WORK/http/nginx.conf" <<EOF
+worker_processes 2;
+error_log $WORK/http/logs/error.log warn;
+pid $WORK/http/nginx.pid;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/http/body;
+    proxy_temp_path $WORK/http/proxy;
+    fastcgi_temp_path $WORK/http/fastcgi;
+    uwsgi_temp_path $WORK/http/uwsgi;
+    scgi_temp_path $WORK/http/scgi;
+    keepalive_requests 100000000;
+    server { listen 127.0.0.1:$HTTP_PORT; location / { return 200 "ok\n"; } }
+}
+EOF
+    nginx -p "$WORK/http" -c "$WORK/http/nginx.conf" -g 'daemon off;' &
+    PIDS+=($!)
+    HTTP=1
+fi
 
 wait_port() {
     for _ in $(seq 1 200); do
@@ -55,23 +87,27 @@ wait_port() {
 }
 wait_port "$IPERF_PORT"
 wait_port "$RR_PORT"
+[[ -n "$HTTP" ]] && wait_port "$HTTP_PORT"
 
 # Each target: a name, the port in front of iperf3 and the one in front of the rr backend,
 # and the pids whose memory counts.
-declare -A IPERF RR MEMPIDS
+declare -A IPERF RR WEB MEMPIDS
 TARGETS=(direct)
 IPERF[direct]=$IPERF_PORT
 RR[direct]=$RR_PORT
+WEB[direct]=$HTTP_PORT
 MISSING=()
 
 # ambassador
 "$AMBASSADOR_BIN" --admin-addr none --log-level warn \
-    --route "127.0.0.1:25211=127.0.0.1:$IPERF_PORT" --route "127.0.0.1:25212=127.0.0.1:$RR_PORT" &
+    --route "127.0.0.1:25211=127.0.0.1:$IPERF_PORT" --route "127.0.0.1:25212=127.0.0.1:$RR_PORT" \
+    --route "127.0.0.1:25213=127.0.0.1:$HTTP_PORT" &
 PIDS+=($!)
 MEMPIDS[ambassador]=$!
 TARGETS+=(ambassador)
 IPERF[ambassador]=25211
 RR[ambassador]=25212
+WEB[ambassador]=25213
 
 # HAProxy
 if command -v haproxy >/dev/null; then
@@ -90,6 +126,9 @@ listen iperf
 listen rr
     bind 127.0.0.1:25222
     server s1 127.0.0.1:$RR_PORT
+listen web
+    bind 127.0.0.1:25223
+    server s1 127.0.0.1:$HTTP_PORT
 EOF
     haproxy -f "$WORK/haproxy.cfg" -db >/dev/null 2>&1 &
     PIDS+=($!)
@@ -97,6 +136,7 @@ EOF
     TARGETS+=(haproxy)
     IPERF[haproxy]=25221
     RR[haproxy]=25222
+    WEB[haproxy]=25223
 else
     MISSING+=("haproxy (not installed)")
 fi
@@ -129,6 +169,7 @@ events { worker_connections 9000; }
 stream {
     server { listen 127.0.0.1:25231; proxy_pass 127.0.0.1:$IPERF_PORT; }
     server { listen 127.0.0.1:25232; proxy_pass 127.0.0.1:$RR_PORT; }
+    server { listen 127.0.0.1:25233; proxy_pass 127.0.0.1:$HTTP_PORT; }
 }
 EOF
     nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' &
@@ -137,6 +178,7 @@ EOF
     TARGETS+=(nginx)
     IPERF[nginx]=25231
     RR[nginx]=25232
+    WEB[nginx]=25233
 fi
 
 # socat (one process per connection: no idle-memory figure)
@@ -145,9 +187,12 @@ if command -v socat >/dev/null; then
     PIDS+=($!)
     socat TCP-LISTEN:25242,bind=127.0.0.1,fork,reuseaddr "TCP:127.0.0.1:$RR_PORT" &
     PIDS+=($!)
+    socat TCP-LISTEN:25243,bind=127.0.0.1,fork,reuseaddr "TCP:127.0.0.1:$HTTP_PORT" &
+    PIDS+=($!)
     TARGETS+=(socat)
     IPERF[socat]=25241
     RR[socat]=25242
+    WEB[socat]=25243
 else
     MISSING+=("socat (not installed)")
 fi
@@ -155,7 +200,9 @@ fi
 for t in "${TARGETS[@]}"; do
     wait_port "${IPERF[$t]}"
     wait_port "${RR[$t]}"
+    [[ -n "$HTTP" ]] && wait_port "${WEB[$t]}"
 done
+[[ -z "$HTTP" ]] && MISSING+=("wrk (wrk or nginx not installed: no HTTP figure)")
 
 rss_kib() { # sum of VmRSS of the given pids and their children
     local total=0 p
@@ -164,26 +211,151 @@ rss_kib() { # sum of VmRSS of the given pids and their children
     done
     echo "$total"
 }
+cpu_ticks() { # utime+stime in clock ticks of the given pids and their children
+    local total=0 p
+    for p in "$@" $(for q in "$@"; do pgrep -P "$q" 2>/dev/null || true; done); do
+        total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$total"
+}
+HZ=$(getconf CLK_TCK)
 
-printf '%-11s %9s %10s %8s %8s %8s %8s %9s %12s\n' target "Gbit/s" "req/s(32)" "p50ms" "p99ms" "1c_p50" "1c_p99" "conn/s" "idle_B/conn"
+# wrk's summary as "req/s p50_ms p99_ms"
+wrk_figures() {
+    python3 -c '
+import re, sys
+t = sys.stdin.read()
+def ms(v):
+    m = re.match(r"([\d.]+)(us|ms|s)", v)
+    return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)] if m else float("nan")
+rps = re.search(r"Requests/sec:\s+([\d.]+)", t)
+p50 = re.search(r"^\s+50%\s+(\S+)", t, re.M)
+p99 = re.search(r"^\s+99%\s+(\S+)", t, re.M)
+print("%.0f %.3f %.3f" % (float(rps.group(1)) if rps else float("nan"),
+      ms(p50.group(1)) if p50 else float("nan"), ms(p99.group(1)) if p99 else float("nan")))'
+}
+
+# Figures are taken in rounds: each figure for every target one after the other, ROUNDS times,
+# and the median kept, so a burst of load from elsewhere hits every target alike.
+declare -A V # V[target:figure] = "value value ..." (one per round)
+add() { V[$1]="${V[$1]:-} $2"; }
+for round in $(seq 1 "$ROUNDS"); do
+    echo "round $round of $ROUNDS" >&2
+    for t in "${TARGETS[@]}"; do
+        add "$t:gbps" "$(iperf3 -c 127.0.0.1 -p "${IPERF[$t]}" -t "$SECS" -J 2>/dev/null |
+            python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))' 2>/dev/null || echo nan)"
+    done
+    if [[ -n "$HTTP" ]]; then
+        for t in "${TARGETS[@]}"; do
+            c0=$(cpu_ticks ${MEMPIDS[$t]:-})
+            read -r hrps h50 h99 < <(wrk -t2 -c32 -d"${SECS}s" --latency "http://127.0.0.1:${WEB[$t]}/" 2>/dev/null | wrk_figures)
+            c1=$(cpu_ticks ${MEMPIDS[$t]:-})
+            add "$t:http_rps" "$hrps"
+            add "$t:http_p50" "$h50"
+            add "$t:http_p99" "$h99"
+            if [[ -n "${MEMPIDS[$t]:-}" && "$hrps" != nan ]]; then
+                add "$t:cpu_us" "$(python3 -c "print('%.2f' % (($c1 - $c0) / $HZ * 1e6 / ($hrps * $SECS)))")"
+            fi
+        done
+    fi
+    for t in "${TARGETS[@]}"; do
+        read -r _ rps _ p50 _ p99 _ _ < <("$LG" rr "127.0.0.1:${RR[$t]}" 32 "$SECS")
+        add "$t:rr_rps" "$rps"
+        add "$t:rr_p50" "$p50"
+        add "$t:rr_p99" "$p99"
+    done
+    for t in "${TARGETS[@]}"; do
+        read -r _ _ _ l50 _ l99 _ _ < <("$LG" rr "127.0.0.1:${RR[$t]}" 1 "$SECS")
+        add "$t:l50" "$l50"
+        add "$t:l99" "$l99"
+    done
+    for t in "${TARGETS[@]}"; do
+        read -r _ cps _ _ _ _ _ _ < <("$LG" cps "127.0.0.1:${RR[$t]}" 8 "$SECS")
+        add "$t:cps" "$cps"
+    done
+done
 for t in "${TARGETS[@]}"; do
-    gbps=$(iperf3 -c 127.0.0.1 -p "${IPERF[$t]}" -t "$SECS" -J 2>/dev/null |
-        python3 -c 'import json,sys; print("%.1f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))' 2>/dev/null || echo "n/a")
-    read -r _ rps _ p50 _ p99 _ _ < <("$LG" rr "127.0.0.1:${RR[$t]}" 32 "$SECS")
-    read -r _ _ _ l50 _ l99 _ _ < <("$LG" rr "127.0.0.1:${RR[$t]}" 1 "$SECS")
-    read -r _ cps _ _ _ _ _ _ < <("$LG" cps "127.0.0.1:${RR[$t]}" 8 "$SECS")
-    idle="n/a"
     if [[ -n "${MEMPIDS[$t]:-}" ]]; then
         before=$(rss_kib ${MEMPIDS[$t]})
         coproc IDLE { "$LG" idle "127.0.0.1:${RR[$t]}" "$IDLE_CONNS"; }
         if read -r -t 120 line <&"${IDLE[0]}" && [[ "$line" == ready ]]; then
             after=$(rss_kib ${MEMPIDS[$t]})
-            idle=$(((after - before) * 1024 / IDLE_CONNS))
+            add "$t:idle" "$(((after - before) * 1024 / IDLE_CONNS))"
         fi
         eval "exec ${IDLE[1]}>&-"
         wait "${IDLE_PID:-}" 2>/dev/null || true
     fi
-    printf '%-11s %9s %10s %8s %8s %8s %8s %9s %12s\n' "$t" "$gbps" "$rps" "$p50" "$p99" "$l50" "$l99" "$cps" "$idle"
 done
-for m in "${MISSING[@]}"; do echo "not measured: $m"; done
-echo "(${SECS}s per figure; idle memory at $IDLE_CONNS connections after one exchange each; $(nproc) cores)"
+
+# RESULT lines: every target's figures; the ambassador's with its target (the best reference).
+VALUES=""
+for k in "${!V[@]}"; do VALUES+="$k=${V[$k]}"$'\n'; done
+TARGET_LIST="${TARGETS[*]}" IDLE_CONNS="$IDLE_CONNS" ROUNDS="$ROUNDS" python3 -c '
+import json, math, os, sys
+import statistics
+v, spread = {}, {}
+for line in sys.stdin.read().splitlines():
+    k, _, xs = line.partition("=")
+    vals = []
+    for x in xs.split():
+        try:
+            f = float(x)
+        except ValueError:
+            continue
+        if not math.isnan(f):
+            vals.append(f)
+    if vals:
+        v[k] = round(statistics.median(vals), 3)
+        spread[k] = (min(vals), max(vals))
+targets = os.environ["TARGET_LIST"].split()
+cols = [("gbps", "Gbit/s"), ("http_rps", "http_rps"), ("http_p99", "http_p99"),
+        ("cpu_us", "cpu_us/req"), ("rr_rps", "req/s(32)"), ("rr_p50", "p50ms"), ("rr_p99", "p99ms"),
+        ("l50", "1c_p50"), ("l99", "1c_p99"), ("cps", "conn/s"), ("idle", "idle_B/conn")]
+print("medians of %s rounds" % os.environ["ROUNDS"], file=sys.stderr)
+print("%-11s" % "target" + "".join("%12s" % c for _, c in cols), file=sys.stderr)
+for t in targets:
+    print("%-11s" % t + "".join("%12s" % (("%g" % v[t + ":" + k]) if t + ":" + k in v else "n/a") for k, _ in cols), file=sys.stderr)
+for t in targets:
+    for k, c in cols:
+        if t + ":" + k in spread and os.environ["ROUNDS"] != "1":
+            lo, hi = spread[t + ":" + k]
+            print("  %s %s: min %g max %g" % (t, c, lo, hi), file=sys.stderr)
+refs = [t for t in ("haproxy", "nginx") if t in targets]
+subject = {"direct": "direct", "ambassador": "ambassador", "haproxy": "haproxy",
+           "nginx": "nginx stream", "socat": "socat"}
+figures = [
+    # key, scenario, metric, unit, better
+    ("gbps", "iperf3 single stream", "throughput", "Gbit/s", "higher"),
+    ("http_rps", "wrk HTTP keep-alive, 32 connections", "requests_per_second", "req/s", "higher"),
+    ("http_p99", "wrk HTTP keep-alive, 32 connections", "p99_latency", "ms", "lower"),
+    ("cpu_us", "wrk HTTP keep-alive, 32 connections", "proxy_cpu_per_request", "us", "lower"),
+    ("rr_rps", "64 B request/response, 32 connections", "requests_per_second", "req/s", "higher"),
+    ("rr_p99", "64 B request/response, 32 connections", "p99_latency", "ms", "lower"),
+    ("l50", "64 B request/response, 1 connection", "p50_latency", "ms", "lower"),
+    ("l99", "64 B request/response, 1 connection", "p99_latency", "ms", "lower"),
+    ("cps", "new connection per request, 8 threads", "connections_per_second", "conn/s", "higher"),
+    ("idle", "%s idle connections" % os.environ["IDLE_CONNS"], "rss_per_connection", "bytes", "lower"),
+]
+for key, scenario, metric, unit, better in figures:
+    for t in targets:
+        if t + ":" + key not in v:
+            continue
+        r = {"subject": subject[t], "scenario": scenario, "metric": metric,
+             "value": v[t + ":" + key], "unit": unit, "better": better}
+        if t == "ambassador":
+            best = [v[x + ":" + key] for x in refs if x + ":" + key in v]
+            if key == "idle":
+                r["target"] = 16384
+            elif best:
+                r["target"] = max(best) if better == "higher" else min(best)
+        print("RESULT " + json.dumps(r))
+if v.get("direct:gbps", 0) > 0 and "ambassador:gbps" in v:
+    print("RESULT " + json.dumps({"subject": "ambassador", "scenario": "iperf3 single stream",
+        "metric": "share_of_direct", "value": round(100 * v["ambassador:gbps"] / v["direct:gbps"], 1),
+        "unit": "%", "better": "higher", "target": 70}))
+' <<<"$VALUES"
+for m in "${MISSING[@]}"; do
+    echo "not measured: $m" >&2
+    python3 -c 'import json,sys; print("MISSING " + json.dumps({"subject": sys.argv[1].split(" (")[0], "reason": sys.argv[1]}))' "$m"
+done
+echo "(${SECS}s per figure, median of $ROUNDS rounds; idle memory at $IDLE_CONNS connections after one exchange each; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg))" >&2

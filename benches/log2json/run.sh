@@ -5,7 +5,10 @@
 # one-regex-per-line implementation (agents/log2json/examples/naive_regex.rs, serde_json per
 # line). fluent-bit (the issue's reference, ~170,000 lines/CPU-s for nginx) is run when installed.
 #
-# Usage: benches/log2json/run.sh [LINES]   (env: CARGO_TARGET_DIR, BENCH_DIR, PROFILE)
+# Prints `RESULT {json}` lines on stdout (benches/run.py collects them), a `MISSING` line for
+# fluent-bit when it is not installed; everything else goes to stderr.
+#
+# Usage: benches/log2json/run.sh [LINES]   (env: CARGO_TARGET_DIR, BENCH_DIR, PROFILE, LOG2JSON_BIN)
 set -euo pipefail
 N=${1:-1000000}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -15,13 +18,24 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 DATA=${BENCH_DIR:-${TMPDIR:-/tmp}/log2json-bench}
 mkdir -p "$DATA"
 
-(cd "$ROOT" && cargo build -q --profile "$PROFILE" -p log2json --bin log2json --example naive_regex) >&2
-BIN="$TARGET/$PROFILE/log2json"
+# The agent: LOG2JSON_BIN, else the static release binary (musl + mimalloc, what the image ships)
+# when it exists, else a PROFILE build. The naive implementation is always a PROFILE build.
+STATIC="$TARGET/x86_64-unknown-linux-musl/release/log2json"
+if [ -z "${LOG2JSON_BIN:-}" ] && [ -x "$STATIC" ]; then LOG2JSON_BIN=$STATIC; fi
+if [ -n "${LOG2JSON_BIN:-}" ]; then
+  (cd "$ROOT" && cargo build -q --profile "$PROFILE" -p log2json --example naive_regex) >&2
+  BIN=$LOG2JSON_BIN
+else
+  (cd "$ROOT" && cargo build -q --profile "$PROFILE" -p log2json --bin log2json --example naive_regex) >&2
+  BIN="$TARGET/$PROFILE/log2json"
+fi
 NAIVE="$TARGET/$PROFILE/examples/naive_regex"
+echo "log2json binary: $BIN; naive implementation: $NAIVE; load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+export MIMALLOC_ARENA_EAGER_COMMIT=0  # as in the image
 
 for kind in nginx syslog; do
   f="$DATA/$kind-$N.log"
-  [ -s "$f" ] || python3 "$HERE/gen.py" "$kind" "$N" > "$f"
+  [ -s "$f" ] || { echo "generating $f" >&2; python3 "$HERE/gen.py" "$kind" "$N" > "$f"; }
 done
 
 # measure SUBJECT SCENARIO FILE CMD...: runs CMD <FILE >/dev/null under /usr/bin/time -v.

@@ -4,11 +4,16 @@
 # CPU-seconds (utime+stime from /proc), lines per CPU-second, peak RSS (VmHWM), and idle RSS and
 # idle CPU over a few seconds after delivery. Runs fluent-bit side by side when installed.
 #
+# Prints one `RESULT {json}` line per figure on stdout (benches/run.py collects them) and a
+# `MISSING {json}` line for fluent-bit when it is not installed; everything else goes to stderr.
+#
 # usage: benches/logship/run.sh [LINES]
-#   LOGSHIP_BIN   logship binary (default: target/bench-fast/logship under CARGO_TARGET_DIR or
-#                 ./target; build it with `cargo build --profile bench-fast -p logship`)
+#   LOGSHIP_BIN   logship binary (default: the static release binary
+#                 target/x86_64-unknown-linux-musl/release/logship under CARGO_TARGET_DIR or
+#                 ./target when it exists, else target/bench-fast/logship, built if missing)
 #   FLUENT_BIT    fluent-bit binary (default: found on PATH or /opt/fluent-bit/bin/fluent-bit)
 #   IDLE_SECONDS  how long to watch the idle process (default 5)
+# MIMALLOC_ARENA_EAGER_COMMIT=0 is set, as in the images (it only matters to the musl build).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -16,8 +21,17 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 LINES="${1:-1000000}"
 IDLE_SECONDS="${IDLE_SECONDS:-5}"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
-LOGSHIP_BIN="${LOGSHIP_BIN:-$TARGET/bench-fast/logship}"
+if [ -z "${LOGSHIP_BIN:-}" ]; then
+  if [ -x "$TARGET/x86_64-unknown-linux-musl/release/logship" ]; then
+    LOGSHIP_BIN="$TARGET/x86_64-unknown-linux-musl/release/logship"
+  else
+    LOGSHIP_BIN="$TARGET/bench-fast/logship"
+    [ -x "$LOGSHIP_BIN" ] || (cd "$ROOT" && cargo build -q --profile bench-fast -p logship) >&2
+  fi
+fi
 [ -x "$LOGSHIP_BIN" ] || { echo "logship binary not found at $LOGSHIP_BIN: build it with cargo build --profile bench-fast -p logship (or set LOGSHIP_BIN)" >&2; exit 2; }
+export MIMALLOC_ARENA_EAGER_COMMIT=0
+echo "logship binary: $LOGSHIP_BIN" >&2
 
 WORK="$(mktemp -d)"
 PIDS=()
@@ -42,41 +56,63 @@ start_counter() {
 
 count() { curl -fsS "http://127.0.0.1:$1/_count" 2>/dev/null || echo 0; }
 
-# measure NAME PORT PID: waits for every line, then prints the figures.
+# measure SUBJECT SCENARIO PORT PID [TARGET_LINES_PER_CPU_S]: waits for every line, then prints
+# the figures (RESULT lines on stdout, a summary on stderr).
 measure() {
-  local name="$1" port="$2" pid="$3" t0 t1 n
+  local subject="$1" scenario="$2" port="$3" pid="$4" target="${5:-}" t0 t1 n
   t0=$(date +%s.%N)
   while :; do
     n=$(count "$port")
     [ "$n" -ge "$LINES" ] && break
-    kill -0 "$pid" 2>/dev/null || { echo "$name exited early" >&2; return 1; }
+    kill -0 "$pid" 2>/dev/null || { echo "$subject ($scenario) exited before delivering every line ($n of $LINES)" >&2; return 1; }
     sleep 0.05
   done
   t1=$(date +%s.%N)
-  local cpu peak idle_cpu0 idle_cpu1 idle_rss
+  local cpu peak idle_cpu1 idle_rss
   cpu=$(cpu_seconds "$pid"); peak=$(status_kib "$pid" VmHWM)
-  idle_cpu0=$cpu
   sleep "$IDLE_SECONDS"
   idle_cpu1=$(cpu_seconds "$pid"); idle_rss=$(status_kib "$pid" VmRSS)
   n=$(count "$port")
-  awk -v name="$name" -v lines="$LINES" -v n="$n" -v cpu="$cpu" -v peak="$peak" -v rss="$idle_rss" \
-      -v wall="$(echo "$t1 - $t0" | bc)" -v ic="$(echo "$idle_cpu1 - $idle_cpu0" | bc)" -v is="$IDLE_SECONDS" 'BEGIN {
-    printf "%-28s cpu %6.2f s  %9.0f lines/cpu-s  wall %6.2f s  peak RSS %6.1f MB  idle RSS %5.1f MB  idle cpu %.2f s/%ds  delivered %d (dup %d)\n",
-      name, cpu, (cpu > 0 ? lines / cpu : 0), wall, peak / 1024, rss / 1024, ic, is, n, n - lines }'
+  python3 - "$subject" "$scenario" "$LINES" "$n" "$cpu" "$(echo "$t1 - $t0" | bc)" "$peak" "$idle_rss" \
+      "$(echo "$idle_cpu1 - $cpu" | bc)" "$IDLE_SECONDS" "$target" <<'PY'
+import json, sys
+subject, scenario = sys.argv[1], sys.argv[2]
+lines, n = int(sys.argv[3]), int(sys.argv[4])
+cpu, wall = float(sys.argv[5]), float(sys.argv[6])
+peak, idle_rss = int(sys.argv[7]) * 1024, int(sys.argv[8]) * 1024
+idle_cpu, idle_s = float(sys.argv[9]), float(sys.argv[10])
+ours = subject == "logship"
+target = float(sys.argv[11]) if sys.argv[11] else None
+MiB = 1024 * 1024
+def result(metric, value, unit, better, target=None):
+    print("RESULT " + json.dumps({"subject": subject, "scenario": scenario, "metric": metric,
+          "value": value, "unit": unit, "better": better, "target": target}))
+result("lines_per_cpu_second", round(lines / max(cpu, 0.01)), "lines/CPU-s", "higher", target)
+result("cpu_seconds", cpu, "s", "lower")
+result("wall_seconds", round(wall, 2), "s", "lower")
+result("peak_rss", peak, "bytes", "lower", 23 * MiB if ours else None)
+result("idle_rss", idle_rss, "bytes", "lower", 5 * MiB if ours else None)
+result("idle_cpu_seconds", round(idle_cpu, 2), "s per %g s" % idle_s, "lower", 0 if ours else None)
+result("duplicates", n - lines, "documents", "lower", 0 if ours else None)
+print("%s (%s): cpu %.2f s, %.0f lines/CPU-s, wall %.2f s, peak RSS %.1f MiB, idle RSS %.1f MiB, "
+      "idle cpu %.2f s/%g s, delivered %d (dup %d)" % (subject, scenario, cpu, lines / max(cpu, 0.01), wall,
+      peak / MiB, idle_rss / MiB, idle_cpu, idle_s, n, n - lines), file=sys.stderr)
+PY
 }
 
+# run_logship SCENARIO TARGET [FLAGS...]
 run_logship() {
-  local name="$1"; shift
+  local name="$1" target="$2"; shift 2
   local port data; start_counter "$name"; port=$PORT; data="$WORK/data.${name// /_}"
   "$LOGSHIP_BIN" --path "$WORK/access.log" --es-url "http://127.0.0.1:$port" --data-dir "$data" \
     --admin-addr none --log-level warn "$@" & local pid=$!; PIDS+=($pid)
-  measure "$name" "$port" "$pid"
+  measure logship "$name" "$port" "$pid" "$target"
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
-echo "file: $LINES lines, $BYTES bytes ($(( BYTES / LINES )) bytes/line); machine: $(nproc) cores" >&2
-run_logship "logship"
-run_logship "logship --parse nginx" --parse nginx
+echo "file: $LINES lines, $BYTES bytes ($(( BYTES / LINES )) bytes/line); machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+run_logship "raw" 1000000
+run_logship "parse nginx" 500000 --parse nginx
 
 FB="${FLUENT_BIT:-$(command -v fluent-bit || true)}"
 [ -z "$FB" ] && [ -x /opt/fluent-bit/bin/fluent-bit ] && FB=/opt/fluent-bit/bin/fluent-bit
@@ -102,8 +138,9 @@ if [ -n "$FB" ]; then
     Buffer_Size False
 CONF
   "$FB" -c "$WORK/fb.conf" >/dev/null 2>&1 & pid=$!; PIDS+=($pid)
-  measure "fluent-bit ($("$FB" --version 2>/dev/null | head -1))" "$port" "$pid"
+  echo "fluent-bit: $FB ($("$FB" --version 2>/dev/null | head -1))" >&2
+  measure fluent-bit raw "$port" "$pid"
   kill "$pid"; wait "$pid" 2>/dev/null || true
 else
-  echo "fluent-bit: not installed here (set FLUENT_BIT=/path/to/fluent-bit to compare); no figure for it" 
+  echo 'MISSING {"subject": "fluent-bit", "reason": "fluent-bit is not installed (set FLUENT_BIT=/path/to/fluent-bit to compare)"}'
 fi

@@ -164,6 +164,19 @@ pub fn parse_host_port(s: &str) -> Result<(String, u16), String> {
     Ok((host.to_string(), port))
 }
 
+/// A static field, `KEY=VALUE` (`--field kubernetes.pod.name=web-0`): the key trimmed and
+/// non-empty, with no empty level between dots; the value as given (it may contain `=`).
+pub fn parse_field(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or("expected KEY=VALUE, e.g. kubernetes.pod.name=web-0")?;
+    let k = k.trim();
+    if k.is_empty() || k.split('.').any(str::is_empty) {
+        return Err("expected a non-empty key such as service.name (dots separate levels)".into());
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
 /// Parses a boolean the way people write them in env: true/false, yes/no, on/off, 1/0.
 pub fn parse_bool(s: &str) -> Result<bool, String> {
     match s.trim().to_ascii_lowercase().as_str() {
@@ -176,6 +189,18 @@ pub fn parse_bool(s: &str) -> Result<bool, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields() {
+        assert_eq!(
+            parse_field(" kubernetes.pod.name =web-0=x").unwrap(),
+            ("kubernetes.pod.name".into(), "web-0=x".into())
+        );
+        assert_eq!(parse_field("env=").unwrap(), ("env".into(), String::new()));
+        for bad in ["novalue", "=x", "a..b=x", ".a=x"] {
+            assert!(parse_field(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn durations() {

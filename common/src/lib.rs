@@ -16,10 +16,17 @@
 //! - [`resolve`]: host names through an optional hosts-style override file, then DNS.
 //!
 //! Optional parts, behind cargo features, for what two agents share:
-//! `tail` (the file tailing engine), `parse` (log line formats), `tls` (rustls helpers).
-#![forbid(unsafe_code)]
+//! `tail` (the file tailing engine), `parse` (log line formats), `tls` (rustls helpers),
+//! `mimalloc` (the hot-path agents' allocator, and giving free memory back when idle),
+//! `postgres-tls` (libpq's sslmode over rustls for tokio-postgres).
+//!
+//! No `unsafe` anywhere, except the one argument-less FFI call in `alloc` (denied by default,
+//! allowed at that call only).
+#![deny(unsafe_code)]
 
 pub mod admin;
+#[cfg(feature = "mimalloc")]
+pub mod alloc;
 pub mod config;
 mod error;
 pub mod log;
@@ -33,6 +40,8 @@ pub mod shutdown;
 
 #[cfg(feature = "parse")]
 pub mod parse;
+#[cfg(feature = "postgres-tls")]
+pub mod pg_tls;
 #[cfg(feature = "tail")]
 pub mod tail;
 #[cfg(feature = "tls")]

@@ -46,7 +46,7 @@ pub mod time;
 use std::{collections::HashMap, fmt, str::FromStr};
 
 pub use cri::{CriJoiner, CriLine};
-pub use multiline::{Multiline, MultilineConfig, MultilineMode};
+pub use multiline::{Multiline, MultilineConfig, MultilineMode, MultilineOptionError};
 pub use record::{escape_into, Mark, Record};
 pub use time::{TimeFormat, Zone};
 

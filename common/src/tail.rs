@@ -80,6 +80,12 @@ mod tests;
 
 pub use ack::{AckToken, Acker};
 
+/// The line splitter, for the micro-benchmarks in `benches/micro` (not a stable API).
+#[doc(hidden)]
+pub mod bench {
+    pub use super::lines::Splitter;
+}
+
 /// How many first bytes of a file its fingerprint covers (fewer when the file is shorter
 /// when it is first read; the number used is kept in the checkpoint).
 pub const FINGERPRINT_BYTES: usize = 256;

@@ -1,5 +1,6 @@
-//! The ambassador's options (flags and env) and their validation into [`Settings`]: routes
-//! from `--route`, a routes file, or the guide's `UPSTREAM_HOST` + `UPSTREAM_PORT`.
+//! The ambassador's options (flags and env) and their validation into [`RouteSpec`]s: routes
+//! from `--route`, a routes file, or the guide's `UPSTREAM_HOST` + `UPSTREAM_PORT`, each with
+//! its [`RouteOptions`] (the flags' values, overridden by `key=value` words after the route).
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use common::config::{
@@ -12,8 +13,9 @@ use crate::Error;
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "ambassador")]
 pub struct Config {
-    /// A route: LISTEN=UPSTREAM[,UPSTREAM...], e.g. 127.0.0.1:5432=db.prod:5432,db.replica:5432.
-    /// Repeatable; in env, separate routes with `;`.
+    /// A route: LISTEN=UPSTREAM[,UPSTREAM...], e.g. 127.0.0.1:5432=db.prod:5432,db.replica:5432,
+    /// optionally followed by per-route `key=value` settings. Repeatable; in env, separate
+    /// routes with `;`.
     #[arg(
         long = "route",
         env = "AMBASSADOR_ROUTES",
@@ -22,7 +24,8 @@ pub struct Config {
     )]
     pub routes: Vec<String>,
 
-    /// A file of routes, one LISTEN=UPSTREAM,... per line (`#` starts a comment).
+    /// A file of routes, one `LISTEN=UPSTREAM,... [key=value ...]` per line (`#` starts a
+    /// comment); the keys are the per-route flags without `--` (see the README).
     #[arg(long, env = "AMBASSADOR_ROUTES_FILE", value_name = "PATH")]
     pub routes_file: Option<PathBuf>,
 
@@ -112,13 +115,25 @@ pub struct Config {
     #[arg(long, env = "AMBASSADOR_TCP_USER_TIMEOUT", default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
     pub tcp_user_timeout: Duration,
 
-    /// Copy buffer per direction (buffered path, TLS).
+    /// Read size per direction; between plain sockets a read that fills it switches the
+    /// direction to splice(2) (bulk transfer). Held only while bytes wait for a slow writer.
     #[arg(long, env = "AMBASSADOR_BUFFER_SIZE", default_value = "16KiB", value_name = "SIZE", value_parser = parse_byte_size)]
     pub buffer_size: u64,
 
-    /// Use splice(2) between plain TCP sockets (Linux).
+    /// Use splice(2) for bulk transfers between plain TCP sockets (Linux); small messages
+    /// always take the cheaper read/write path.
     #[arg(long, env = "AMBASSADOR_SPLICE", default_value = "true", value_name = "BOOL", value_parser = parse_bool, action = clap::ArgAction::Set)]
     pub splice: bool,
+
+    /// Relay threads, each an event loop of its own accepting and relaying its connections
+    /// (0 = one per CPU available to the process, cgroup quota included, at most 4).
+    #[arg(
+        long,
+        env = "AMBASSADOR_WORKERS",
+        default_value = "0",
+        value_name = "N"
+    )]
+    pub workers: usize,
 
     /// After SIGTERM keep accepting this long before closing the listeners (the app may still
     /// need new connections while it shuts down).
@@ -233,17 +248,220 @@ pub enum ProxyProtocol {
     V2,
 }
 
-/// One route: a listener and its upstreams.
+/// Settings a route can set for itself in the routes file (or after its `--route`), each as
+/// `key=value` with the name of the flag that gives its default: `balance`, `connect-timeout`,
+/// `idle-timeout`, `max-connections`, `on-limit`, `proxy-protocol`, `eject-after`,
+/// `eject-cooldown`, `eject-cooldown-max`, `health-check-interval`, `keepalive`,
+/// `tcp-user-timeout`, `buffer-size`, `splice`, `access-log`, `upstream-tls`,
+/// `upstream-tls-ca`, `upstream-tls-cert`, `upstream-tls-key`, `upstream-tls-server-name`,
+/// `upstream-tls-insecure-skip-verify`, `tls-cert`, `tls-key`, `tls-client-ca`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteOptions {
+    /// `balance`.
+    pub balance: Balance,
+    /// `connect-timeout`.
+    pub connect_timeout: Duration,
+    /// `idle-timeout` (zero: never).
+    pub idle_timeout: Duration,
+    /// `max-connections` (zero: unlimited).
+    pub max_connections: usize,
+    /// `on-limit`.
+    pub on_limit: OnLimit,
+    /// `proxy-protocol`.
+    pub proxy_protocol: ProxyProtocol,
+    /// `eject-after`.
+    pub eject_after: u32,
+    /// `eject-cooldown`.
+    pub eject_cooldown: Duration,
+    /// `eject-cooldown-max`.
+    pub eject_cooldown_max: Duration,
+    /// `health-check-interval` (zero: off).
+    pub health_check_interval: Duration,
+    /// `keepalive` (zero: off).
+    pub keepalive: Duration,
+    /// `tcp-user-timeout` (zero: kernel default).
+    pub tcp_user_timeout: Duration,
+    /// `buffer-size`.
+    pub buffer_size: u64,
+    /// `splice`.
+    pub splice: bool,
+    /// `access-log`.
+    pub access_log: bool,
+    /// `upstream-tls`.
+    pub upstream_tls: bool,
+    /// `upstream-tls-ca`.
+    pub upstream_tls_ca: Option<PathBuf>,
+    /// `upstream-tls-cert`.
+    pub upstream_tls_cert: Option<PathBuf>,
+    /// `upstream-tls-key`.
+    pub upstream_tls_key: Option<PathBuf>,
+    /// `upstream-tls-server-name`.
+    pub upstream_tls_server_name: Option<String>,
+    /// `upstream-tls-insecure-skip-verify`.
+    pub upstream_tls_insecure_skip_verify: bool,
+    /// `tls-cert`.
+    pub tls_cert: Option<PathBuf>,
+    /// `tls-key`.
+    pub tls_key: Option<PathBuf>,
+    /// `tls-client-ca`.
+    pub tls_client_ca: Option<PathBuf>,
+}
+
+/// Every per-route key, for error messages.
+pub const ROUTE_KEYS: &[&str] = &[
+    "balance",
+    "connect-timeout",
+    "idle-timeout",
+    "max-connections",
+    "on-limit",
+    "proxy-protocol",
+    "eject-after",
+    "eject-cooldown",
+    "eject-cooldown-max",
+    "health-check-interval",
+    "keepalive",
+    "tcp-user-timeout",
+    "buffer-size",
+    "splice",
+    "access-log",
+    "upstream-tls",
+    "upstream-tls-ca",
+    "upstream-tls-cert",
+    "upstream-tls-key",
+    "upstream-tls-server-name",
+    "upstream-tls-insecure-skip-verify",
+    "tls-cert",
+    "tls-key",
+    "tls-client-ca",
+];
+
+fn value_enum<T: clap::ValueEnum>(v: &str) -> Result<T, String> {
+    T::from_str(v, true).map_err(|_| {
+        let names: Vec<String> = T::value_variants()
+            .iter()
+            .filter_map(|x| Some(x.to_possible_value()?.get_name().to_string()))
+            .collect();
+        format!("expected one of {}", names.join(", "))
+    })
+}
+
+fn path(v: &str) -> Result<Option<PathBuf>, String> {
+    if v.is_empty() {
+        Ok(None)
+    } else {
+        Ok(Some(PathBuf::from(v)))
+    }
+}
+
+impl RouteOptions {
+    /// Sets `key` to `value`; the error says what was expected.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let count = |v: &str| {
+            v.parse::<u64>()
+                .map_err(|_| "expected a whole number".to_string())
+        };
+        match key {
+            "balance" => self.balance = value_enum(value)?,
+            "connect-timeout" => self.connect_timeout = parse_duration(value)?,
+            "idle-timeout" => self.idle_timeout = parse_duration(value)?,
+            "max-connections" => self.max_connections = count(value)? as usize,
+            "on-limit" => self.on_limit = value_enum(value)?,
+            "proxy-protocol" => self.proxy_protocol = value_enum(value)?,
+            "eject-after" => {
+                self.eject_after =
+                    u32::try_from(count(value)?).map_err(|_| "too large".to_string())?
+            }
+            "eject-cooldown" => self.eject_cooldown = parse_duration(value)?,
+            "eject-cooldown-max" => self.eject_cooldown_max = parse_duration(value)?,
+            "health-check-interval" => self.health_check_interval = parse_duration(value)?,
+            "keepalive" => self.keepalive = parse_duration(value)?,
+            "tcp-user-timeout" => self.tcp_user_timeout = parse_duration(value)?,
+            "buffer-size" => self.buffer_size = parse_byte_size(value)?,
+            "splice" => self.splice = parse_bool(value)?,
+            "access-log" => self.access_log = parse_bool(value)?,
+            "upstream-tls" => self.upstream_tls = parse_bool(value)?,
+            "upstream-tls-ca" => self.upstream_tls_ca = path(value)?,
+            "upstream-tls-cert" => self.upstream_tls_cert = path(value)?,
+            "upstream-tls-key" => self.upstream_tls_key = path(value)?,
+            "upstream-tls-server-name" => {
+                self.upstream_tls_server_name = (!value.is_empty()).then(|| value.to_string())
+            }
+            "upstream-tls-insecure-skip-verify" => {
+                self.upstream_tls_insecure_skip_verify = parse_bool(value)?
+            }
+            "tls-cert" => self.tls_cert = path(value)?,
+            "tls-key" => self.tls_key = path(value)?,
+            "tls-client-ca" => self.tls_client_ca = path(value)?,
+            _ => {
+                return Err(format!(
+                    "unknown route option (known: {})",
+                    ROUTE_KEYS.join(", ")
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks values that parse but cannot work; the error names the key (without `--`).
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.buffer_size < 1024 || self.buffer_size > 16 << 20 {
+            return Err((
+                "buffer-size",
+                format!("{} bytes: expected 1KiB to 16MiB", self.buffer_size),
+            ));
+        }
+        if self.eject_after == 0 {
+            return Err((
+                "eject-after",
+                "0: expected at least 1 failed connect".into(),
+            ));
+        }
+        if self.connect_timeout.is_zero() {
+            return Err((
+                "connect-timeout",
+                "0: expected a duration such as 5s".into(),
+            ));
+        }
+        if self.upstream_tls_cert.is_some() != self.upstream_tls_key.is_some() {
+            return Err((
+                "upstream-tls-cert",
+                "upstream-tls-cert and upstream-tls-key go together".into(),
+            ));
+        }
+        if !self.upstream_tls
+            && (self.upstream_tls_ca.is_some() || self.upstream_tls_cert.is_some())
+        {
+            return Err((
+                "upstream-tls",
+                "upstream-tls-ca / upstream-tls-cert given without upstream-tls=true".into(),
+            ));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(("tls-cert", "tls-cert and tls-key go together".into()));
+        }
+        if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
+            return Err((
+                "tls-client-ca",
+                "needs tls-cert and tls-key (TLS termination)".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One route: a listener, its upstreams and its settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteSpec {
     /// Where the app connects.
     pub listen: SocketAddr,
     /// Upstreams as (host, port); the host is re-resolved on the DNS TTL.
     pub upstreams: Vec<(String, u16)>,
+    /// Its settings (the flags' values unless the route sets its own).
+    pub options: RouteOptions,
 }
 
-/// Parses `LISTEN=HOST:PORT[,HOST:PORT...]`.
-pub fn parse_route(s: &str) -> Result<RouteSpec, String> {
+/// Parses `LISTEN=HOST:PORT[,HOST:PORT...]` (settings are the given defaults).
+pub fn parse_route(s: &str, defaults: &RouteOptions) -> Result<RouteSpec, String> {
     let (listen, ups) = s
         .split_once('=')
         .ok_or_else(|| format!("route {s:?}: expected LISTEN=HOST:PORT[,HOST:PORT...], e.g. 127.0.0.1:5432=db.prod:5432"))?;
@@ -261,16 +479,96 @@ pub fn parse_route(s: &str) -> Result<RouteSpec, String> {
             "route {s:?}: no upstream after '=' (expected HOST:PORT[,HOST:PORT...])"
         ));
     }
-    Ok(RouteSpec { listen, upstreams })
+    Ok(RouteSpec {
+        listen,
+        upstreams,
+        options: defaults.clone(),
+    })
+}
+
+/// True when `token` is a `key=value` route option rather than the start of a route.
+fn is_option(token: &str) -> bool {
+    token.split_once('=').is_some_and(|(k, _)| {
+        !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+    })
+}
+
+/// Parses whitespace-separated routes, each `LISTEN=UPSTREAMS` followed by its `key=value`
+/// options (one routes-file line, or the value of `--route`).
+pub fn parse_routes(text: &str, defaults: &RouteOptions) -> Result<Vec<RouteSpec>, String> {
+    // `a:1, b:1` is one upstream list: drop the blanks around commas before splitting words.
+    let joined = text.split(',').map(str::trim).collect::<Vec<_>>().join(",");
+    let mut specs: Vec<RouteSpec> = Vec::new();
+    for token in joined.split_whitespace() {
+        if is_option(token) {
+            let (k, v) = token.split_once('=').unwrap_or((token, ""));
+            let Some(spec) = specs.last_mut() else {
+                return Err(format!(
+                    "option {token:?} before any route: write LISTEN=HOST:PORT first, then {k}=..."
+                ));
+            };
+            spec.options
+                .set(k, v)
+                .map_err(|e| format!("route {}: {k}={v:?}: {e}", spec.listen))?;
+        } else {
+            specs.push(parse_route(token, defaults)?);
+        }
+    }
+    for spec in &specs {
+        spec.options
+            .validate()
+            .map_err(|(k, e)| format!("route {}: {k}: {e}", spec.listen))?;
+    }
+    Ok(specs)
 }
 
 impl Config {
+    /// The route settings the flags give (every route starts from these).
+    pub fn defaults(&self) -> RouteOptions {
+        RouteOptions {
+            balance: self.balance,
+            connect_timeout: self.connect_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections,
+            on_limit: self.on_limit,
+            proxy_protocol: self.proxy_protocol,
+            eject_after: self.eject_after,
+            eject_cooldown: self.eject_cooldown,
+            eject_cooldown_max: self.eject_cooldown_max,
+            health_check_interval: self.health_check_interval,
+            keepalive: self.keepalive,
+            tcp_user_timeout: self.tcp_user_timeout,
+            buffer_size: self.buffer_size,
+            splice: self.splice,
+            access_log: self.access_log,
+            upstream_tls: self.upstream_tls,
+            upstream_tls_ca: self.upstream_tls_ca.clone(),
+            upstream_tls_cert: self.upstream_tls_cert.clone(),
+            upstream_tls_key: self.upstream_tls_key.clone(),
+            upstream_tls_server_name: self.upstream_tls_server_name.clone(),
+            upstream_tls_insecure_skip_verify: self.upstream_tls_insecure_skip_verify,
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            tls_client_ca: self.tls_client_ca.clone(),
+        }
+    }
+
     /// All routes, from every source; an error names the option and the bad value.
     pub fn route_specs(&self) -> Result<Vec<RouteSpec>, Error> {
         let bad = |option: &str, msg: String| Error::Config(format!("{option}: {msg}"));
+        let defaults = self.defaults();
+        defaults
+            .validate()
+            .map_err(|(k, e)| bad(&format!("--{k}"), e))?;
+        if self.dns_ttl.is_zero() {
+            return Err(bad(
+                "--dns-ttl",
+                "0: expected a duration such as 30s".into(),
+            ));
+        }
         let mut specs = Vec::new();
-        for r in self.routes.iter().flat_map(|r| r.split_whitespace()) {
-            specs.push(parse_route(r).map_err(|e| bad("--route", e))?);
+        for r in &self.routes {
+            specs.extend(parse_routes(r, &defaults).map_err(|e| bad("--route", e))?);
         }
         if let Some(path) = &self.routes_file {
             let text = std::fs::read_to_string(path).map_err(|e| {
@@ -284,13 +582,13 @@ impl Config {
                 if line.is_empty() {
                     continue;
                 }
-                let spec = parse_route(line).map_err(|e| {
+                let line_specs = parse_routes(line, &defaults).map_err(|e| {
                     bad(
                         "--routes-file",
                         format!("{} line {}: {e}", path.display(), n + 1),
                     )
                 })?;
-                specs.push(spec);
+                specs.extend(line_specs);
             }
         }
         match (&self.upstream_host, self.upstream_port) {
@@ -314,6 +612,7 @@ impl Config {
                 specs.push(RouteSpec {
                     listen,
                     upstreams: vec![(host.to_string(), port)],
+                    options: defaults.clone(),
                 });
             }
             (Some(_), None) => {
@@ -347,30 +646,6 @@ impl Config {
                 ));
             }
         }
-        if self.buffer_size < 1024 || self.buffer_size > 16 << 20 {
-            return Err(bad(
-                "--buffer-size",
-                format!("{} bytes: expected 1KiB to 16MiB", self.buffer_size),
-            ));
-        }
-        if self.eject_after == 0 {
-            return Err(bad(
-                "--eject-after",
-                "0: expected at least 1 failed connect".into(),
-            ));
-        }
-        if self.connect_timeout.is_zero() {
-            return Err(bad(
-                "--connect-timeout",
-                "0: expected a duration such as 5s".into(),
-            ));
-        }
-        if self.dns_ttl.is_zero() {
-            return Err(bad(
-                "--dns-ttl",
-                "0: expected a duration such as 30s".into(),
-            ));
-        }
         Ok(specs)
     }
 }
@@ -378,30 +653,146 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    fn config(args: &[&str]) -> Config {
+        Cli::try_parse_from(std::iter::once("ambassador").chain(args.iter().copied()))
+            .expect("flags parse")
+            .config
+    }
+
+    fn defaults() -> RouteOptions {
+        config(&[]).defaults()
+    }
 
     #[test]
     fn routes_parse() {
-        let r = parse_route("127.0.0.1:5432=db.prod:5432, db.replica:5432").unwrap();
+        let d = defaults();
+        let r = parse_route("127.0.0.1:5432=db.prod:5432,db.replica:5432", &d).unwrap();
         assert_eq!(r.listen, "127.0.0.1:5432".parse().unwrap());
         assert_eq!(
             r.upstreams,
             vec![("db.prod".into(), 5432), ("db.replica".into(), 5432)]
         );
         assert_eq!(
-            parse_route(":80=[::1]:8080").unwrap().upstreams,
+            parse_route(":80=[::1]:8080", &d).unwrap().upstreams,
             vec![("::1".into(), 8080)]
         );
-        assert!(parse_route("127.0.0.1:5432")
+        assert!(parse_route("127.0.0.1:5432", &d)
             .unwrap_err()
             .contains("LISTEN=HOST:PORT"));
-        assert!(parse_route("127.0.0.1:5432=")
+        assert!(parse_route("127.0.0.1:5432=", &d)
             .unwrap_err()
             .contains("no upstream"));
-        assert!(parse_route("localhost:1=a:1")
+        assert!(parse_route("localhost:1=a:1", &d)
             .unwrap_err()
             .contains("listen address"));
-        assert!(parse_route("127.0.0.1:1=a")
+        assert!(parse_route("127.0.0.1:1=a", &d)
             .unwrap_err()
             .contains("upstream \"a\""));
+    }
+
+    #[test]
+    fn per_route_options_override_the_flags() {
+        let c = config(&["--connect-timeout", "3s", "--balance", "least-connections"]);
+        let d = c.defaults();
+        let spaced = parse_routes("127.0.0.1:1=a:1 , b:1 max-connections=2", &d).unwrap();
+        assert_eq!(spaced[0].upstreams, vec![("a".into(), 1), ("b".into(), 1)]);
+        assert_eq!(spaced[0].options.max_connections, 2);
+        let specs = parse_routes(
+            "127.0.0.1:1=a:1,b:1 balance=round-robin connect-timeout=250ms idle-timeout=0s \
+             max-connections=7 on-limit=refuse proxy-protocol=v2 eject-after=5 \
+             eject-cooldown=1s eject-cooldown-max=9s health-check-interval=2s keepalive=0s \
+             tcp-user-timeout=4s buffer-size=64KiB splice=false access-log=true \
+             upstream-tls=true upstream-tls-ca=/ca.pem upstream-tls-cert=/c.pem \
+             upstream-tls-key=/c.key upstream-tls-server-name=db.internal \
+             upstream-tls-insecure-skip-verify=true tls-cert=/s.pem tls-key=/s.key \
+             tls-client-ca=/cca.pem 127.0.0.1:2=c:2",
+            &d,
+        )
+        .unwrap();
+        assert_eq!(specs.len(), 2);
+        let o = &specs[0].options;
+        let want = RouteOptions {
+            balance: Balance::RoundRobin,
+            connect_timeout: Duration::from_millis(250),
+            idle_timeout: Duration::ZERO,
+            max_connections: 7,
+            on_limit: OnLimit::Refuse,
+            proxy_protocol: ProxyProtocol::V2,
+            eject_after: 5,
+            eject_cooldown: Duration::from_secs(1),
+            eject_cooldown_max: Duration::from_secs(9),
+            health_check_interval: Duration::from_secs(2),
+            keepalive: Duration::ZERO,
+            tcp_user_timeout: Duration::from_secs(4),
+            buffer_size: 64 * 1024,
+            splice: false,
+            access_log: true,
+            upstream_tls: true,
+            upstream_tls_ca: Some("/ca.pem".into()),
+            upstream_tls_cert: Some("/c.pem".into()),
+            upstream_tls_key: Some("/c.key".into()),
+            upstream_tls_server_name: Some("db.internal".into()),
+            upstream_tls_insecure_skip_verify: true,
+            tls_cert: Some("/s.pem".into()),
+            tls_key: Some("/s.key".into()),
+            tls_client_ca: Some("/cca.pem".into()),
+        };
+        assert_eq!(o, &want);
+        // Every key is covered above.
+        assert_eq!(ROUTE_KEYS.len(), 24);
+        // The second route keeps the flags' values.
+        assert_eq!(specs[1].options, d);
+        assert_eq!(specs[1].options.balance, Balance::LeastConnections);
+        assert_eq!(specs[1].options.connect_timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn bad_route_options_name_the_route_and_key() {
+        let d = defaults();
+        let e = parse_routes("127.0.0.1:1=a:1 balance=random", &d).unwrap_err();
+        assert!(
+            e.contains("route 127.0.0.1:1: balance=\"random\"") && e.contains("round-robin"),
+            "{e}"
+        );
+        let e = parse_routes("127.0.0.1:1=a:1 colour=red", &d).unwrap_err();
+        assert!(
+            e.contains("unknown route option") && e.contains("max-connections"),
+            "{e}"
+        );
+        let e = parse_routes("balance=round-robin 127.0.0.1:1=a:1", &d).unwrap_err();
+        assert!(e.contains("before any route"), "{e}");
+        let e = parse_routes("127.0.0.1:1=a:1 buffer-size=10", &d).unwrap_err();
+        assert!(e.contains("route 127.0.0.1:1: buffer-size"), "{e}");
+        let e = parse_routes("127.0.0.1:1=a:1 tls-cert=/x.pem", &d).unwrap_err();
+        assert!(e.contains("tls-key"), "{e}");
+        let e = parse_routes("127.0.0.1:1=a:1 upstream-tls-ca=/ca.pem", &d).unwrap_err();
+        assert!(e.contains("upstream-tls=true"), "{e}");
+    }
+
+    #[test]
+    fn routes_file_lines_carry_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("routes");
+        std::fs::write(
+            &file,
+            "# db\n127.0.0.1:5432=db:5432 max-connections=10 # at most 10\n\n127.0.0.1:6379=redis:6379\n",
+        )
+        .unwrap();
+        let c = config(&["--routes-file", file.to_str().unwrap()]);
+        let specs = c.route_specs().unwrap();
+        assert_eq!(specs.len(), 2);
+        assert_eq!(specs[0].options.max_connections, 10);
+        assert_eq!(specs[1].options.max_connections, 0);
+        std::fs::write(&file, "127.0.0.1:5432=db:5432 on-limit=maybe\n").unwrap();
+        let e = c.route_specs().unwrap_err().to_string();
+        assert!(e.contains("line 1") && e.contains("on-limit"), "{e}");
     }
 }

@@ -1,12 +1,14 @@
 //! TCP proxy sidecar: the app talks to localhost, the ambassador reaches the real upstream.
 //!
 //! # Layout
-//! - [`config`]: options and their validation into routes.
+//! - [`config`]: options and their validation into routes, each with its own settings
+//!   (`key=value` after a route in the routes file, else the flags).
 //! - [`resolve`]: upstream names (IP literals, an optional hosts file, DNS).
 //! - [`pool`]: a route's upstreams: addresses, balancing, passive health and ejection.
 //! - [`connect`]: connecting to an upstream (timeouts, keepalive, TLS origination, PROXY header).
 //! - [`proxy`]: the accept loop and one connection's life.
-//! - [`relay`] and `splice`: moving the bytes (buffered, or splice(2) between plain sockets).
+//! - [`relay`] and `splice`: moving the bytes (buffered for TLS; between plain sockets a
+//!   read/write through a per-thread buffer for small messages, splice(2) for bulk).
 //! - [`tasks`]: background work: re-resolution, active health checks, readiness.
 //! - [`metrics`], [`events`]: what is counted and logged.
 //!
@@ -37,11 +39,11 @@ pub mod splice;
 pub mod tasks;
 
 pub use config::Config;
-use config::RouteSpec;
+use config::{RouteOptions, RouteSpec};
 use connect::{Connector, UpstreamTls};
 use metrics::{Metrics, ResultLabels};
 use pool::{HealthPolicy, Pool};
-use proxy::{Route, Shared};
+use proxy::{Route, RouteConfig, Shared};
 
 /// The agent's errors.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +74,7 @@ pub struct Ambassador {
     config: Config,
     specs: Vec<RouteSpec>,
     pools: Vec<Arc<Pool>>,
+    routes: Vec<Arc<RouteConfig>>,
     shared: Arc<Shared>,
     conditions: Vec<common::readiness::Condition>,
 }
@@ -86,10 +89,13 @@ impl std::fmt::Debug for Ambassador {
 
 const NO_ALIASES: &[(&str, Endpoint)] = &[];
 
+type TlsPair = (Option<UpstreamTls>, Option<tokio_rustls::TlsAcceptor>);
+
 fn build_tls(
-    config: &Config,
+    config: &RouteOptions,
+    reload_interval: Duration,
     metrics: &Metrics,
-) -> Result<(Option<UpstreamTls>, Option<tokio_rustls::TlsAcceptor>), Error> {
+) -> Result<TlsPair, Error> {
     let upstream = if config.upstream_tls {
         let opts = common::tls::ClientOptions {
             ca_file: config.upstream_tls_ca.clone(),
@@ -116,17 +122,12 @@ fn build_tls(
             server_name,
         })
     } else {
-        if config.upstream_tls_ca.is_some() || config.upstream_tls_cert.is_some() {
-            return Err(Error::Config(
-                "--upstream-tls-ca / --upstream-tls-cert given without --upstream-tls true".into(),
-            ));
-        }
         None
     };
     let acceptor = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => {
             let reloads = metrics.tls_reloads.clone();
-            let resolver = common::tls::ReloadingCertResolver::new(cert, key, config.tls_reload_interval)
+            let resolver = common::tls::ReloadingCertResolver::new(cert, key, reload_interval)
                 .map_err(|source| Error::Tls { option: "--tls-cert/--tls-key", source })?
                 .on_reload(move |r| match r {
                     Ok(()) => {
@@ -158,31 +159,55 @@ impl Agent for Ambassador {
         name: "ambassador",
         about: "TCP proxy sidecar: the app talks to localhost, the ambassador reaches the real upstream.",
         default_admin_port: 9473,
-        flavor: Flavor::MultiThread(2),
+        // The control plane (admin, signals, resolution, health) runs on one thread; the relay
+        // runs on `--workers` event loops of its own (see `spawn_worker`).
+        flavor: Flavor::CurrentThread,
         admin_aliases: NO_ALIASES,
     };
 
     fn build(config: Config, build: Build<'_>) -> Result<Self, Error> {
         let specs = config.route_specs()?;
         let metrics = Metrics::register(build.registry);
-        let (upstream_tls, acceptor) = build_tls(&config, &metrics)?;
-        let policy = HealthPolicy {
-            eject_after: config.eject_after,
-            cooldown: config.eject_cooldown,
-            cooldown_max: config.eject_cooldown_max.max(config.eject_cooldown),
-        };
-        let pools: Vec<Arc<Pool>> = specs
-            .iter()
-            .map(|s| {
-                Arc::new(Pool::new(
-                    s.listen.to_string(),
-                    &s.upstreams,
-                    config.balance,
-                    policy,
-                    &metrics,
-                ))
-            })
-            .collect();
+        let mut pools = Vec::new();
+        let mut routes = Vec::new();
+        for s in &specs {
+            let o = &s.options;
+            let (upstream_tls, acceptor) = build_tls(o, config.tls_reload_interval, &metrics)
+                .map_err(|e| match e {
+                    Error::Tls { option, source } if specs.len() > 1 => {
+                        Error::Config(format!("route {}: {option}: {source}", s.listen))
+                    }
+                    e => e,
+                })?;
+            let policy = HealthPolicy {
+                eject_after: o.eject_after,
+                cooldown: o.eject_cooldown,
+                cooldown_max: o.eject_cooldown_max.max(o.eject_cooldown),
+            };
+            pools.push(Arc::new(Pool::new(
+                s.listen.to_string(),
+                &s.upstreams,
+                o.balance,
+                policy,
+                &metrics,
+            )));
+            routes.push(Arc::new(RouteConfig {
+                connector: Connector {
+                    timeout: o.connect_timeout,
+                    keepalive: o.keepalive,
+                    user_timeout: o.tcp_user_timeout,
+                    tls: upstream_tls,
+                    proxy_protocol: o.proxy_protocol,
+                    metrics: metrics.clone(),
+                },
+                acceptor,
+                buffer_size: o.buffer_size as usize,
+                idle_timeout: (!o.idle_timeout.is_zero()).then_some(o.idle_timeout),
+                splice: o.splice,
+                on_limit: o.on_limit,
+                access_log: o.access_log,
+            }));
+        }
         let conditions = pools
             .iter()
             .map(|p| {
@@ -192,20 +217,6 @@ impl Agent for Ambassador {
             })
             .collect();
         let shared = Arc::new(Shared {
-            connector: Connector {
-                timeout: config.connect_timeout,
-                keepalive: config.keepalive,
-                user_timeout: config.tcp_user_timeout,
-                tls: upstream_tls,
-                proxy_protocol: config.proxy_protocol,
-                metrics: metrics.clone(),
-            },
-            acceptor,
-            buffer_size: config.buffer_size as usize,
-            idle_timeout: (!config.idle_timeout.is_zero()).then_some(config.idle_timeout),
-            splice: config.splice,
-            on_limit: config.on_limit,
-            access_log: config.access_log,
             metrics,
             stop_accepting: CancellationToken::new(),
             force_close: CancellationToken::new(),
@@ -215,6 +226,7 @@ impl Agent for Ambassador {
             config,
             specs,
             pools,
+            routes,
             shared,
             conditions,
         })
@@ -225,6 +237,7 @@ impl Agent for Ambassador {
             config,
             specs,
             pools,
+            routes,
             shared,
             conditions,
         } = self;
@@ -245,18 +258,19 @@ impl Agent for Ambassador {
         let resolver = resolve::Resolver::new(config.hosts_file.clone());
         tasks::resolve_all(&resolver, &pools).await;
         let background = TaskTracker::new();
-        for pool in &pools {
+        for (pool, spec) in pools.iter().zip(&specs) {
             background.spawn(tasks::re_resolve(
                 pool.clone(),
                 resolver.clone(),
                 config.dns_ttl,
                 shared.stop_accepting.clone(),
             ));
-            if !config.health_check_interval.is_zero() {
+            let o = &spec.options;
+            if !o.health_check_interval.is_zero() {
                 background.spawn(tasks::health_checks(
                     pool.clone(),
-                    config.health_check_interval,
-                    config.connect_timeout,
+                    o.health_check_interval,
+                    o.connect_timeout,
                     shared.stop_accepting.clone(),
                 ));
             }
@@ -266,27 +280,63 @@ impl Agent for Ambassador {
             conditions,
             shared.stop_accepting.clone(),
         ));
+        let workers = match config.workers {
+            // A sidecar: no more than 4 threads unless asked (a pod without CPU limits on a big
+            // node would otherwise get one per node CPU).
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+            n => n,
+        };
+        let relay_stop = CancellationToken::new();
+        let mut loops = vec![tokio::runtime::Handle::current()];
+        for i in 1..workers {
+            match spawn_worker(i, relay_stop.clone()) {
+                Ok(h) => loops.push(h),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot start a relay thread; using fewer");
+                    break;
+                }
+            }
+        }
+        tracing::debug!(workers = loops.len(), "relay event loops");
         let accepting = TaskTracker::new();
-        for ((listener, pool), spec) in listeners.into_iter().zip(&pools).zip(&specs) {
+        for (((listener, pool), spec), rc) in
+            listeners.into_iter().zip(&pools).zip(&specs).zip(&routes)
+        {
             let addr = listener.local_addr().unwrap_or(spec.listen);
             let ups: Vec<&str> = pool.upstreams.iter().map(|u| u.label.as_str()).collect();
             events::ListenerBound {
                 route: &pool.route,
                 addr,
                 upstreams: &ups.join(","),
-                tls: shared.acceptor.is_some(),
+                tls: rc.acceptor.is_some(),
             }
             .emit();
-            let limit = (config.max_connections > 0)
-                .then(|| Arc::new(Semaphore::new(config.max_connections)));
-            accepting.spawn(proxy::serve(
-                Route {
-                    pool: pool.clone(),
-                    limit,
-                    listener,
-                },
-                shared.clone(),
-            ));
+            let max = spec.options.max_connections;
+            let limit = (max > 0).then(|| Arc::new(Semaphore::new(max)));
+            let listener = listener.into_std().map_err(|source| Error::Bind {
+                addr: spec.listen,
+                source,
+            })?;
+            // Every event loop accepts on its own registration of the same listening socket,
+            // then relays what it accepted: no hand-off between threads.
+            for handle in &loops {
+                let listener = listener.try_clone().map_err(|source| Error::Bind {
+                    addr: spec.listen,
+                    source,
+                })?;
+                accepting.spawn_on(
+                    proxy::serve(
+                        Route {
+                            pool: pool.clone(),
+                            limit: limit.clone(),
+                            listener,
+                            config: rc.clone(),
+                        },
+                        shared.clone(),
+                    ),
+                    handle,
+                );
+            }
         }
 
         ctx.shutdown.triggered().await;
@@ -321,6 +371,21 @@ impl Agent for Ambassador {
             shared.force_close.cancel();
             shared.connections.wait().await;
         }
+        relay_stop.cancel();
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// Starts a relay thread: a single-threaded runtime with its own event loop (epoll, timers), so
+/// each thread waits for and handles the events of its own connections, like HAProxy's threads.
+/// Runs until `stop` trips.
+fn spawn_worker(i: usize, stop: CancellationToken) -> std::io::Result<tokio::runtime::Handle> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let handle = rt.handle().clone();
+    std::thread::Builder::new()
+        .name(format!("relay-{i}"))
+        .spawn(move || rt.block_on(stop.cancelled_owned()))?;
+    Ok(handle)
 }

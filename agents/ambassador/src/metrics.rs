@@ -128,7 +128,7 @@ impl Metrics {
         );
         registry.register_with_unit(
             "transferred",
-            "Bytes relayed, by direction (counted when a connection closes)",
+            "Bytes relayed, by direction (counted as they flow)",
             Unit::Bytes,
             m.bytes.clone(),
         );

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use crate::{
     config::Balance,
     events,
-    metrics::{Metrics, UpLabels},
+    metrics::{ByteLabels, Metrics, UpLabels},
 };
 
 /// Passive health settings.
@@ -50,6 +50,8 @@ pub struct UpMetrics {
     pub ejections: Counter,
     /// In rotation.
     pub healthy: Gauge,
+    /// Bytes relayed each way, added to as they flow.
+    pub bytes: crate::relay::Counters,
 }
 
 /// One configured upstream.
@@ -160,12 +162,31 @@ impl Pool {
                     route: route.clone(),
                     upstream: label.clone(),
                 };
+                let byte_labels = |direction| ByteLabels {
+                    route: route.clone(),
+                    upstream: label.clone(),
+                    direction,
+                };
+                // One statement per lookup: a family's read guard lives to the end of its
+                // statement, and a second lookup that creates a series would wait on it.
+                let to_upstream = metrics
+                    .bytes
+                    .get_or_create(&byte_labels("to_upstream"))
+                    .clone();
+                let to_client = metrics
+                    .bytes
+                    .get_or_create(&byte_labels("to_client"))
+                    .clone();
                 let m = UpMetrics {
                     active: metrics.active.get_or_create(&l).clone(),
                     total: metrics.total.get_or_create(&l).clone(),
                     connect_seconds: metrics.connect_seconds.get_or_create(&l).clone(),
                     ejections: metrics.ejections.get_or_create(&l).clone(),
                     healthy: metrics.healthy.get_or_create(&l).clone(),
+                    bytes: crate::relay::Counters {
+                        to_upstream,
+                        to_client,
+                    },
                 };
                 Arc::new(Upstream {
                     host: host.clone(),

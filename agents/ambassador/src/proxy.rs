@@ -14,31 +14,35 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{debug, warn};
 
 use crate::{
-    config::OnLimit,
+    config::{OnLimit, ProxyProtocol},
     connect::{Connected, Connector, UpStream},
     events,
-    metrics::{ByteLabels, Metrics, RouteLabels},
+    metrics::{Metrics, RouteLabels},
     pool::Pool,
     relay::{self, set_reset_on_close, End, Outcome, Socket},
 };
 
-/// Settings shared by every route.
+/// One route's settings at run time (from its options in the routes file, else the flags).
 #[derive(Clone)]
-pub struct Shared {
+pub struct RouteConfig {
     /// Connecting to upstreams.
     pub connector: Connector,
-    /// TLS termination on the listeners.
+    /// TLS termination on the listener.
     pub acceptor: Option<TlsAcceptor>,
-    /// Buffered relay buffer size.
+    /// Relay buffer size.
     pub buffer_size: usize,
     /// Idle timeout (None: never).
     pub idle_timeout: Option<Duration>,
-    /// Use splice between plain sockets.
+    /// Use splice for bulk transfers between plain sockets.
     pub splice: bool,
     /// Over the limit.
     pub on_limit: OnLimit,
     /// Access log on.
     pub access_log: bool,
+}
+
+/// What every route shares: metrics, the shutdown tokens, the connection tracker.
+pub struct Shared {
     /// Metrics.
     pub metrics: Metrics,
     /// Trips to stop accepting.
@@ -55,12 +59,21 @@ pub struct Route {
     pub pool: Arc<Pool>,
     /// Connection limit.
     pub limit: Option<Arc<Semaphore>>,
-    /// The listener.
-    pub listener: TcpListener,
+    /// The listening socket (non-blocking; registered with the event loop that serves it).
+    pub listener: std::net::TcpListener,
+    /// Its settings.
+    pub config: Arc<RouteConfig>,
 }
 
-/// Accepts until `stop_accepting` trips.
+/// Accepts until `stop_accepting` trips; connections run on the calling event loop.
 pub async fn serve(route: Route, shared: Arc<Shared>) {
+    let listener = match TcpListener::from_std(route.listener) {
+        Ok(l) => l,
+        Err(error) => {
+            warn!(route = %route.pool.route, %error, "cannot register the listener");
+            return;
+        }
+    };
     let accepted = shared
         .metrics
         .accepted
@@ -70,7 +83,7 @@ pub async fn serve(route: Route, shared: Arc<Shared>) {
         .clone();
     loop {
         let (client, peer) = tokio::select! {
-            r = route.listener.accept() => match r {
+            r = listener.accept() => match r {
                 Ok(c) => c,
                 Err(error) => {
                     // EMFILE and friends: back off briefly instead of spinning.
@@ -86,7 +99,7 @@ pub async fn serve(route: Route, shared: Arc<Shared>) {
             None => None,
             Some(sem) => match sem.clone().try_acquire_owned() {
                 Ok(p) => Some(p),
-                Err(_) if shared.on_limit == OnLimit::Refuse => {
+                Err(_) if route.config.on_limit == OnLimit::Refuse => {
                     events::ConnectionRejected {
                         route: &route.pool.route,
                         client: peer,
@@ -98,7 +111,12 @@ pub async fn serve(route: Route, shared: Arc<Shared>) {
                 Err(_) => None,
             },
         };
-        let (pool, shared2, limit) = (route.pool.clone(), shared.clone(), route.limit.clone());
+        let (pool, rc, shared2, limit) = (
+            route.pool.clone(),
+            route.config.clone(),
+            shared.clone(),
+            route.limit.clone(),
+        );
         shared.connections.spawn(async move {
             let _permit = match (permit, limit) {
                 (Some(p), _) => p,
@@ -107,29 +125,39 @@ pub async fn serve(route: Route, shared: Arc<Shared>) {
                     _ = shared2.force_close.cancelled() => return,
                 },
                 (None, None) => {
-                    handle(client, peer, &pool, &shared2).await;
+                    handle(client, peer, &pool, &rc, &shared2).await;
                     return;
                 }
             };
-            handle(client, peer, &pool, &shared2).await;
+            handle(client, peer, &pool, &rc, &shared2).await;
         });
     }
     debug!(route = %route.pool.route, "stopped accepting");
 }
 
-async fn handle(client: TcpStream, peer: SocketAddr, pool: &Pool, shared: &Shared) {
+async fn handle(
+    client: TcpStream,
+    peer: SocketAddr,
+    pool: &Pool,
+    rc: &RouteConfig,
+    shared: &Shared,
+) {
     let started = Instant::now();
     let _ = client.set_nodelay(true);
-    let local = client.local_addr().unwrap_or(peer);
-    match &shared.acceptor {
+    // The local address only goes into a PROXY header: spare the syscall otherwise.
+    let local = match rc.connector.proxy_protocol {
+        ProxyProtocol::Off => peer,
+        _ => client.local_addr().unwrap_or(peer),
+    };
+    match &rc.acceptor {
         None => {
-            let Some(up) = connect(pool, shared, peer, local).await else {
+            let Some(up) = connect(pool, rc, shared, peer, local).await else {
                 return;
             };
-            finish(client, up, peer, pool, shared, started).await;
+            finish(client, up, peer, pool, rc, shared, started).await;
         }
         Some(acceptor) => {
-            let timeout = shared.connector.timeout;
+            let timeout = rc.connector.timeout;
             let tls = match tokio::time::timeout(timeout, acceptor.accept(client)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(error)) => {
@@ -152,21 +180,22 @@ async fn handle(client: TcpStream, peer: SocketAddr, pool: &Pool, shared: &Share
                     return;
                 }
             };
-            let Some(up) = connect(pool, shared, peer, local).await else {
+            let Some(up) = connect(pool, rc, shared, peer, local).await else {
                 return;
             };
-            finish(tls, up, peer, pool, shared, started).await;
+            finish(tls, up, peer, pool, rc, shared, started).await;
         }
     }
 }
 
 async fn connect(
     pool: &Pool,
+    rc: &RouteConfig,
     shared: &Shared,
     peer: SocketAddr,
     local: SocketAddr,
 ) -> Option<Connected> {
-    let c = shared.connector.connect(pool, peer, local).await;
+    let c = rc.connector.connect(pool, peer, local).await;
     if c.is_none() {
         events::ConnectionRejected {
             route: &pool.route,
@@ -192,64 +221,68 @@ async fn finish<C: ClientStream>(
     up: Connected,
     peer: SocketAddr,
     pool: &Pool,
+    rc: &RouteConfig,
     shared: &Shared,
     started: Instant,
 ) {
     let _active = up.upstream.open();
     let cancel = &shared.force_close;
-    let mut engine = "buffered";
+    let counters = &up.upstream.metrics.bytes;
     let outcome: Outcome = match up.stream {
         UpStream::Plain(mut u) => {
-            let plain_client = (&client as &dyn std::any::Any).downcast_ref::<TcpStream>();
+            let plain_client = (&mut client as &mut dyn std::any::Any).downcast_mut::<TcpStream>();
             let out = match plain_client {
                 #[cfg(target_os = "linux")]
-                Some(c) if shared.splice => {
-                    engine = "splice";
-                    crate::splice::relay_tcp(c, &u, shared.idle_timeout, cancel).await
+                Some(c) => {
+                    let out = crate::splice::relay_tcp(
+                        c,
+                        &mut u,
+                        rc.buffer_size,
+                        rc.splice,
+                        rc.idle_timeout,
+                        cancel,
+                        counters,
+                    )
+                    .await;
+                    reset_side(&out.end, c, &u);
+                    out
                 }
                 _ => {
-                    relay::relay(
+                    let out = relay::relay(
                         &mut client,
                         &mut u,
-                        shared.buffer_size,
-                        shared.idle_timeout,
+                        rc.buffer_size,
+                        rc.idle_timeout,
                         cancel,
+                        counters,
                     )
-                    .await
+                    .await;
+                    reset_side(&out.end, client.tcp(), &u);
+                    out
                 }
             };
-            reset_side(&out.end, client.tcp(), &u);
             out
         }
         UpStream::Tls(mut u) => {
             let out = relay::relay(
                 &mut client,
                 &mut *u,
-                shared.buffer_size,
-                shared.idle_timeout,
+                rc.buffer_size,
+                rc.idle_timeout,
                 cancel,
+                counters,
             )
             .await;
             reset_side(&out.end, client.tcp(), u.tcp());
             out
         }
     };
-    let label = |direction| ByteLabels {
-        route: pool.route.clone(),
-        upstream: up.upstream.label.clone(),
-        direction,
+    let engine = if outcome.spliced {
+        "splice"
+    } else {
+        "buffered"
     };
-    shared
-        .metrics
-        .bytes
-        .get_or_create(&label("to_upstream"))
-        .inc_by(outcome.to_upstream);
-    shared
-        .metrics
-        .bytes
-        .get_or_create(&label("to_client"))
-        .inc_by(outcome.to_client);
-    if shared.access_log {
+    if rc.access_log {
         events::ConnectionClosed {
             route: &pool.route,
             client: peer,

@@ -5,7 +5,10 @@
 //!
 //! Two engines: [`relay`], a buffered copy for any stream (TLS), whose buffer is released while
 //! a direction is idle so idle connections cost little memory; and on Linux
-//! [`crate::splice::relay_tcp`], zero-copy `splice(2)` through a pipe between plain sockets.
+//! [`crate::splice::relay_tcp`] between plain sockets: a read/write straight through a
+//! per-thread buffer for small messages, zero-copy `splice(2)` through a pipe for bulk.
+//! Both count bytes on the route's [`Counters`] as they are written, so long-lived connections
+//! show their traffic before they close.
 use std::{
     future::{poll_fn, Future},
     io,
@@ -20,6 +23,8 @@ use tokio::{
     time::{Instant, Sleep},
 };
 use tokio_util::sync::CancellationToken;
+
+use common::prometheus_client::metrics::counter::Counter;
 
 /// Which end of a direction failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,8 +70,19 @@ pub struct Outcome {
     pub to_upstream: u64,
     /// Upstream to client.
     pub to_client: u64,
+    /// Some bytes went through splice(2).
+    pub spliced: bool,
     /// Why it ended.
     pub end: End,
+}
+
+/// Byte counters a relay adds to as bytes are written (cheap atomics, shared with /metrics).
+#[derive(Debug, Clone, Default)]
+pub struct Counters {
+    /// Client to upstream.
+    pub to_upstream: Counter,
+    /// Upstream to client.
+    pub to_client: Counter,
 }
 
 /// Access to the TCP socket under a stream (to reset it with SO_LINGER 0).
@@ -153,6 +169,7 @@ fn poll_half<R, W>(
     r: &mut R,
     w: &mut W,
     size: usize,
+    counter: &Counter,
     active: &mut bool,
 ) -> Poll<Result<(), (Side, io::Error)>>
 where
@@ -170,6 +187,7 @@ where
                 Ok(n) => {
                     h.pos += n;
                     h.bytes += n as u64;
+                    counter.inc_by(n as u64);
                     h.need_flush = true;
                     *active = true;
                 }
@@ -234,6 +252,7 @@ pub async fn relay<C, U>(
     size: usize,
     idle: Option<Duration>,
     cancel: &CancellationToken,
+    counters: &Counters,
 ) -> Outcome
 where
     C: AsyncRead + AsyncWrite + Unpin + ?Sized,
@@ -244,14 +263,30 @@ where
     let mut watch = Watch::new(idle, cancel);
     let end = poll_fn(|cx| {
         let mut active = false;
-        let a = poll_half(&mut up, cx, client, upstream, size, &mut active);
+        let a = poll_half(
+            &mut up,
+            cx,
+            client,
+            upstream,
+            size,
+            &counters.to_upstream,
+            &mut active,
+        );
         if let Poll::Ready(Err((side, e))) = a {
             return Poll::Ready(match side {
                 Side::Reader => End::Client(e),
                 Side::Writer => End::Upstream(e),
             });
         }
-        let b = poll_half(&mut down, cx, upstream, client, size, &mut active);
+        let b = poll_half(
+            &mut down,
+            cx,
+            upstream,
+            client,
+            size,
+            &counters.to_client,
+            &mut active,
+        );
         if let Poll::Ready(Err((side, e))) = b {
             return Poll::Ready(match side {
                 Side::Reader => End::Upstream(e),
@@ -267,6 +302,7 @@ where
     Outcome {
         to_upstream: up.bytes,
         to_client: down.bytes,
+        spliced: false,
         end,
     }
 }
@@ -281,10 +317,11 @@ mod tests {
         let (mut app, mut client) = tokio::io::duplex(64);
         let (mut upstream, mut server) = tokio::io::duplex(64);
         let cancel = CancellationToken::new();
-        let task =
-            tokio::spawn(
-                async move { relay(&mut client, &mut upstream, 1024, None, &cancel).await },
-            );
+        let counters = Counters::default();
+        let c2 = counters.clone();
+        let task = tokio::spawn(async move {
+            relay(&mut client, &mut upstream, 1024, None, &cancel, &c2).await
+        });
         let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
         let d2 = data.clone();
         let writer = tokio::spawn(async move {
@@ -297,12 +334,14 @@ mod tests {
         let mut got = Vec::new();
         server.read_to_end(&mut got).await.unwrap();
         assert_eq!(got, data);
+        assert_eq!(counters.to_upstream.get(), 100_000, "counted as they flow");
         server.write_all(b"bye").await.unwrap();
         server.shutdown().await.unwrap();
         assert_eq!(writer.await.unwrap(), b"bye");
         let out = task.await.unwrap();
         assert!(matches!(out.end, End::Done), "{:?}", out.end);
         assert_eq!((out.to_upstream, out.to_client), (100_000, 3));
+        assert_eq!(counters.to_client.get(), 3);
     }
 
     #[tokio::test(start_paused = true)]
@@ -316,11 +355,20 @@ mod tests {
             1024,
             Some(Duration::from_secs(5)),
             &cancel,
+            &Counters::default(),
         )
         .await;
         assert!(matches!(out.end, End::Idle));
         cancel.cancel();
-        let out = relay(&mut client, &mut upstream, 1024, None, &cancel).await;
+        let out = relay(
+            &mut client,
+            &mut upstream,
+            1024,
+            None,
+            &cancel,
+            &Counters::default(),
+        )
+        .await;
         assert!(matches!(out.end, End::Shutdown));
     }
 }

@@ -1,38 +1,63 @@
-//! Zero-copy relay between two plain TCP sockets on Linux: `splice(2)` from the reading socket
-//! into a pipe and from the pipe into the writing socket. A direction holds a pipe only while
-//! bytes move: once the pipe is drained and the socket has nothing to read, the pipe goes back to
-//! a small per-thread pool, so idle connections hold no pipe (and no extra descriptors).
-//! Readiness comes from tokio, so the sockets stay non-blocking and registered with the runtime.
-//! Same semantics as [`crate::relay::relay`].
+//! The relay between two plain TCP sockets on Linux, adaptive per direction:
+//!
+//! - Small messages (the common request/response case) take the buffered path: one `read` into
+//!   a per-thread scratch buffer and one `write` straight out of it (two syscalls per message,
+//!   no allocation). Only when the writer cannot take everything are the leftover bytes copied
+//!   into a buffer owned by the connection, so an idle connection holds no buffer at all.
+//! - Once a read fills the whole buffer (a bulk transfer), the direction switches to
+//!   `splice(2)` from the socket into a pipe and from the pipe into the other socket (no copy
+//!   through user space), and switches back after a splice that moved less than a buffer.
+//!
+//! A direction holds a pipe only while bytes move: once the pipe is drained and the socket has
+//! nothing to read, the pipe goes back to a small per-thread pool, so idle connections hold no
+//! pipe (and no extra descriptors). Readiness comes from tokio, so the sockets stay non-blocking
+//! and registered with the runtime. Bytes are counted on the route's counters as they are
+//! written. Same semantics as [`crate::relay::relay`]: half-close passed on, errors reported by
+//! side, bounded memory (a slow reader stops the reading on the other side).
 #![allow(unsafe_code)]
 
 use std::{
+    cell::RefCell,
     future::poll_fn,
     io,
     os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
+    pin::Pin,
     task::{ready, Context, Poll},
     time::Duration,
 };
 
-use tokio::{io::Interest, net::TcpStream};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, Interest, ReadBuf},
+    net::{
+        tcp::{ReadHalf, WriteHalf},
+        TcpStream,
+    },
+};
 use tokio_util::sync::CancellationToken;
 
-use crate::relay::{End, Outcome, Side, Watch};
+use crate::relay::{Counters, End, Outcome, Side, Watch};
 
-/// Bytes moved per splice call (the default pipe capacity).
-const CHUNK: usize = 64 * 1024;
+/// Pipe capacity asked for with `F_SETPIPE_SZ` (the kernel default is 64 KiB): fewer splice
+/// calls per byte in bulk transfers. Pipes are held only while bytes move.
+const PIPE_SIZE: usize = 256 * 1024;
 
 struct Pipe {
     r: OwnedFd,
     w: OwnedFd,
+    /// Bytes in the pipe.
     len: usize,
+    /// Its capacity.
+    cap: usize,
 }
 
 /// Empty pipes kept per thread for reuse.
 const POOL_MAX: usize = 64;
 
 thread_local! {
-    static POOL: std::cell::RefCell<Vec<Pipe>> = const { std::cell::RefCell::new(Vec::new()) };
+    static POOL: RefCell<Vec<Pipe>> = const { RefCell::new(Vec::new()) };
+    /// The buffered path's read buffer, shared by every connection on the thread (a read is
+    /// written out before the next one, so only leftovers need a buffer of their own).
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 fn take_pipe() -> io::Result<Pipe> {
@@ -62,7 +87,11 @@ fn pipe() -> io::Result<Pipe> {
     }
     // SAFETY: both descriptors were just created by pipe2 and are owned by nothing else.
     let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    Ok(Pipe { r, w, len: 0 })
+    // SAFETY: fcntl on a descriptor we own; F_SETPIPE_SZ takes an int and touches no memory.
+    // A refusal (above /proc/sys/fs/pipe-max-size) keeps the default size.
+    let cap = unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE as libc::c_int) };
+    let cap = if cap > 0 { cap as usize } else { 64 * 1024 };
+    Ok(Pipe { r, w, len: 0, cap })
 }
 
 fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
@@ -85,33 +114,135 @@ fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
     }
 }
 
+/// One direction's state.
 #[derive(Default)]
 struct Half {
+    /// Bytes read but not yet written (only after the writer could not take a whole read).
+    pending: Option<Box<[u8]>>,
+    /// Written so far from `pending`.
+    pos: usize,
+    /// Held while bytes sit in it or the socket keeps being readable.
     pipe: Option<Pipe>,
+    /// In splice mode (a read filled the buffer).
+    splicing: bool,
     eof: bool,
     done: bool,
     bytes: u64,
+    spliced: bool,
 }
 
+impl Half {
+    fn sent(&mut self, n: usize, counter: &Counter, active: &mut bool) {
+        self.bytes += n as u64;
+        counter.inc_by(n as u64);
+        *active = true;
+    }
+
+    fn release_pipe(&mut self) {
+        if let Some(p) = self.pipe.take() {
+            give_back(p);
+        }
+    }
+}
+
+type Counter = common::prometheus_client::metrics::counter::Counter;
+
+/// What a buffered read-and-write did.
+enum Step {
+    /// Nothing to read now.
+    Idle,
+    /// End of stream.
+    Eof,
+    /// `n` bytes read, all written.
+    Moved(usize),
+    /// `n` bytes read, `written` of them written; the rest to keep.
+    Partial {
+        n: usize,
+        written: usize,
+        rest: Box<[u8]>,
+    },
+    /// Failed.
+    Failed(Side, io::Error),
+}
+
+fn buffered_step(
+    cx: &mut Context<'_>,
+    r: &mut ReadHalf<'_>,
+    w: &mut WriteHalf<'_>,
+    size: usize,
+) -> Step {
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        if scratch.len() < size {
+            scratch.resize(size, 0);
+        }
+        let n = {
+            let mut rb = ReadBuf::new(&mut scratch[..size]);
+            match Pin::new(&mut *r).poll_read(cx, &mut rb) {
+                Poll::Pending => return Step::Idle,
+                Poll::Ready(Err(e)) => return Step::Failed(Side::Reader, e),
+                Poll::Ready(Ok(())) => rb.filled().len(),
+            }
+        };
+        if n == 0 {
+            return Step::Eof;
+        }
+        let written = match Pin::new(&mut *w).poll_write(cx, &scratch[..n]) {
+            Poll::Ready(Ok(0)) => {
+                return Step::Failed(Side::Writer, io::ErrorKind::WriteZero.into())
+            }
+            Poll::Ready(Ok(m)) if m == n => return Step::Moved(n),
+            Poll::Ready(Ok(m)) => m,
+            Poll::Ready(Err(e)) => return Step::Failed(Side::Writer, e),
+            Poll::Pending => 0,
+        };
+        Step::Partial {
+            n,
+            written,
+            rest: scratch[written..n].into(),
+        }
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
 fn poll_half(
     h: &mut Half,
     cx: &mut Context<'_>,
-    r: &TcpStream,
-    w: &TcpStream,
+    r: &mut ReadHalf<'_>,
+    w: &mut WriteHalf<'_>,
+    size: usize,
+    may_splice: bool,
+    counter: &Counter,
     active: &mut bool,
 ) -> Poll<Result<(), (Side, io::Error)>> {
     if h.done {
         return Poll::Ready(Ok(()));
     }
     loop {
+        // Leftovers of the buffered path go first.
+        if let Some(buf) = &h.pending {
+            let n = match ready!(Pin::new(&mut *w).poll_write(cx, &buf[h.pos..])) {
+                Ok(0) => return Poll::Ready(Err((Side::Writer, io::ErrorKind::WriteZero.into()))),
+                Ok(n) => n,
+                Err(e) => return Poll::Ready(Err((Side::Writer, e))),
+            };
+            h.pos += n;
+            if h.pos == buf.len() {
+                h.pending = None;
+                h.pos = 0;
+            }
+            h.sent(n, counter, active);
+            continue;
+        }
+        // Then what sits in the pipe.
         if let Some(p) = h.pipe.as_mut().filter(|p| p.len > 0) {
-            ready!(w.poll_write_ready(cx)).map_err(|e| (Side::Writer, e))?;
-            let (pr, wfd, len) = (p.r.as_raw_fd(), w.as_raw_fd(), p.len);
-            match w.try_io(Interest::WRITABLE, || splice(pr, wfd, len)) {
+            let ws: &TcpStream = w.as_ref();
+            ready!(ws.poll_write_ready(cx)).map_err(|e| (Side::Writer, e))?;
+            let (pr, wfd, len) = (p.r.as_raw_fd(), ws.as_raw_fd(), p.len);
+            match ws.try_io(Interest::WRITABLE, || splice(pr, wfd, len)) {
                 Ok(n) => {
                     p.len -= n;
-                    h.bytes += n as u64;
-                    *active = true;
+                    h.sent(n, counter, active);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Poll::Ready(Err((Side::Writer, e))),
@@ -119,64 +250,119 @@ fn poll_half(
             continue;
         }
         if h.eof {
-            match socket2::SockRef::from(w).shutdown(std::net::Shutdown::Write) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
-                Err(e) => return Poll::Ready(Err((Side::Writer, e))),
+            match Pin::new(&mut *w).poll_shutdown(cx) {
+                Poll::Ready(Ok(())) | Poll::Pending => {}
+                // The peer already closed both ways: nothing left to tell it.
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::NotConnected => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err((Side::Writer, e))),
             }
-            if let Some(p) = h.pipe.take() {
-                give_back(p);
-            }
+            h.release_pipe();
             h.done = true;
             return Poll::Ready(Ok(()));
         }
-        if r.poll_read_ready(cx)
-            .map_err(|e| (Side::Reader, e))?
-            .is_pending()
-        {
-            // Drained and idle: hand the pipe back.
-            if let Some(p) = h.pipe.take() {
-                give_back(p);
+        if h.splicing {
+            let rs: &TcpStream = r.as_ref();
+            if rs
+                .poll_read_ready(cx)
+                .map_err(|e| (Side::Reader, e))?
+                .is_pending()
+            {
+                // Drained and idle: hand the pipe back.
+                h.release_pipe();
+                return Poll::Pending;
             }
-            return Poll::Pending;
+            if h.pipe.is_none() {
+                h.pipe = Some(take_pipe().map_err(|e| (Side::Reader, e))?);
+            }
+            let Some(p) = h.pipe.as_mut() else { continue };
+            let (rfd, pw, cap) = (rs.as_raw_fd(), p.w.as_raw_fd(), p.cap);
+            match rs.try_io(Interest::READABLE, || splice(rfd, pw, cap)) {
+                Ok(0) => h.eof = true,
+                Ok(n) => {
+                    p.len = n;
+                    h.spliced = true;
+                    *active = true;
+                    // A small read: back to the cheaper buffered path.
+                    if n < size {
+                        h.splicing = false;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err((Side::Reader, e))),
+            }
+            continue;
         }
-        if h.pipe.is_none() {
-            h.pipe = Some(take_pipe().map_err(|e| (Side::Reader, e))?);
-        }
-        let Some(p) = h.pipe.as_mut() else { continue };
-        let (rfd, pw) = (r.as_raw_fd(), p.w.as_raw_fd());
-        match r.try_io(Interest::READABLE, || splice(rfd, pw, CHUNK)) {
-            Ok(0) => h.eof = true,
-            Ok(n) => {
-                p.len = n;
+        match buffered_step(cx, r, w, size) {
+            Step::Idle => {
+                h.release_pipe();
+                return Poll::Pending;
+            }
+            Step::Eof => h.eof = true,
+            Step::Moved(n) => {
+                h.sent(n, counter, active);
+                if n == size && may_splice {
+                    h.splicing = true;
+                }
+            }
+            Step::Partial { n, written, rest } => {
+                if written > 0 {
+                    h.sent(written, counter, active);
+                }
                 *active = true;
+                h.pending = Some(rest);
+                h.pos = 0;
+                if n == size && may_splice {
+                    h.splicing = true;
+                }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Poll::Ready(Err((Side::Reader, e))),
+            Step::Failed(side, e) => return Poll::Ready(Err((side, e))),
         }
     }
 }
 
-/// Relays between two plain TCP sockets with splice(2).
+/// Relays between two plain TCP sockets: buffered for small reads of up to `size` bytes,
+/// splice(2) for bulk transfers when `may_splice`. Ends like [`crate::relay::relay`].
 pub async fn relay_tcp(
-    client: &TcpStream,
-    upstream: &TcpStream,
+    client: &mut TcpStream,
+    upstream: &mut TcpStream,
+    size: usize,
+    may_splice: bool,
     idle: Option<Duration>,
     cancel: &CancellationToken,
+    counters: &Counters,
 ) -> Outcome {
+    let (mut cr, mut cw) = client.split();
+    let (mut ur, mut uw) = upstream.split();
     let mut up = Half::default();
     let mut down = Half::default();
     let mut watch = Watch::new(idle, cancel);
     let end = poll_fn(|cx| {
         let mut active = false;
-        if let Poll::Ready(Err((side, e))) = poll_half(&mut up, cx, client, upstream, &mut active) {
+        if let Poll::Ready(Err((side, e))) = poll_half(
+            &mut up,
+            cx,
+            &mut cr,
+            &mut uw,
+            size,
+            may_splice,
+            &counters.to_upstream,
+            &mut active,
+        ) {
             return Poll::Ready(match side {
                 Side::Reader => End::Client(e),
                 Side::Writer => End::Upstream(e),
             });
         }
-        if let Poll::Ready(Err((side, e))) = poll_half(&mut down, cx, upstream, client, &mut active)
-        {
+        if let Poll::Ready(Err((side, e))) = poll_half(
+            &mut down,
+            cx,
+            &mut ur,
+            &mut cw,
+            size,
+            may_splice,
+            &counters.to_client,
+            &mut active,
+        ) {
             return Poll::Ready(match side {
                 Side::Reader => End::Upstream(e),
                 Side::Writer => End::Client(e),
@@ -188,9 +374,12 @@ pub async fn relay_tcp(
         watch.poll(cx, active)
     })
     .await;
+    up.release_pipe();
+    down.release_pipe();
     Outcome {
         to_upstream: up.bytes,
         to_client: down.bytes,
+        spliced: up.spliced || down.spliced,
         end,
     }
 }
@@ -210,16 +399,35 @@ mod tests {
         (a, b)
     }
 
-    #[tokio::test]
-    async fn splices_both_ways_with_half_close() {
-        let (mut app, client) = pair().await;
-        let (upstream, mut server) = pair().await;
+    async fn both_ways_with_half_close(may_splice: bool) {
+        let (mut app, mut client) = pair().await;
+        let (mut upstream, mut server) = pair().await;
         let cancel = CancellationToken::new();
-        let task = tokio::spawn(async move { relay_tcp(&client, &upstream, None, &cancel).await });
+        let counters = Counters::default();
+        let c2 = counters.clone();
+        let task = tokio::spawn(async move {
+            relay_tcp(
+                &mut client,
+                &mut upstream,
+                16 * 1024,
+                may_splice,
+                None,
+                &cancel,
+                &c2,
+            )
+            .await
+        });
         let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
         let d2 = data.clone();
         let writer = tokio::spawn(async move {
-            app.write_all(&d2).await.unwrap();
+            // Small writes first (buffered path), then bulk (splice path), then small again.
+            for chunk in d2[..1000].chunks(10) {
+                app.write_all(chunk).await.unwrap();
+            }
+            app.write_all(&d2[1000..2_999_000]).await.unwrap();
+            for chunk in d2[2_999_000..].chunks(100) {
+                app.write_all(chunk).await.unwrap();
+            }
             app.shutdown().await.unwrap();
             let mut back = Vec::new();
             app.read_to_end(&mut back).await.unwrap();
@@ -228,11 +436,28 @@ mod tests {
         let mut got = Vec::new();
         server.read_to_end(&mut got).await.unwrap();
         assert!(got == data, "bytes differ");
+        assert_eq!(
+            counters.to_upstream.get(),
+            3_000_000,
+            "counted as they flow"
+        );
         server.write_all(b"bye").await.unwrap();
         server.shutdown().await.unwrap();
         assert_eq!(writer.await.unwrap(), b"bye");
         let out = task.await.unwrap();
         assert!(matches!(out.end, End::Done), "{:?}", out.end);
         assert_eq!((out.to_upstream, out.to_client), (3_000_000, 3));
+        assert_eq!(counters.to_client.get(), 3);
+        assert_eq!(out.spliced, may_splice, "splice used for the bulk part");
+    }
+
+    #[tokio::test]
+    async fn splices_bulk_both_ways_with_half_close() {
+        both_ways_with_half_close(true).await;
+    }
+
+    #[tokio::test]
+    async fn buffered_only_both_ways_with_half_close() {
+        both_ways_with_half_close(false).await;
     }
 }

@@ -675,3 +675,120 @@ fn slow_reader_applies_backpressure_with_splice() {
 fn slow_reader_applies_backpressure_with_buffers() {
     backpressure_with("false");
 }
+
+#[test]
+fn byte_counters_move_while_the_connection_is_open() {
+    for splice in ["true", "false"] {
+        let (echo, _) = echo_server();
+        let amb = Amb::spawn(
+            &[
+                "--route",
+                &format!("127.0.0.1:0={echo}"),
+                "--splice",
+                splice,
+            ],
+            &[],
+        );
+        let mut s = connect(amb.listen(0));
+        // Small messages (buffered path), then a bulk one (splice path when on).
+        for _ in 0..10 {
+            assert_eq!(roundtrip(&mut s, b"ping"), b"ping");
+        }
+        let bulk = pattern(1 << 20);
+        let mut w = s.try_clone().expect("clone");
+        let b2 = bulk.clone();
+        let writer = std::thread::spawn(move || w.write_all(&b2).expect("write"));
+        let mut back = vec![0u8; bulk.len()];
+        s.read_exact(&mut back).expect("read echo");
+        writer.join().expect("writer");
+        assert!(back == bulk, "echoed bytes differ");
+        let want = (40 + (1 << 20)) as f64;
+        wait_until(T, "byte counters of an open connection", || {
+            amb.metric("ambassador_transferred_bytes_total", &["to_upstream"]) == want
+                && amb.metric("ambassador_transferred_bytes_total", &["to_client"]) == want
+        });
+        assert_eq!(
+            amb.metric("ambassador_connections_active", &[]),
+            1.0,
+            "still open"
+        );
+    }
+}
+
+#[test]
+fn routes_file_options_apply_per_route() {
+    let (echo, _) = echo_server();
+    let (tx, rx) = mpsc::channel();
+    let (header_up, _) = serve_with(move |s| {
+        let mut line = String::new();
+        let _ = BufReader::new(s).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("routes");
+    std::fs::write(
+        &file,
+        format!(
+            "# a limited route and one that sends a PROXY header\n\
+             127.0.0.1:0={echo} max-connections=1 on-limit=refuse\n\
+             127.0.0.1:0={header_up} proxy-protocol=v1 # only this one\n"
+        ),
+    )
+    .expect("write routes");
+    let amb = Amb::spawn(&["--routes-file", file.to_str().expect("utf-8")], &[]);
+    let (limited, with_header) = (amb.listen(0), amb.listen(1));
+
+    // Route 1: no PROXY header (the echo returns exactly our bytes), one connection at most.
+    let mut first = connect(limited);
+    assert_eq!(roundtrip(&mut first, b"hello"), b"hello");
+    let mut second = connect(limited);
+    let mut b = Vec::new();
+    let _ = second.read_to_end(&mut b);
+    assert!(b.is_empty(), "over the route's limit: closed");
+    let r = format!("route=\"{}\"", "127.0.0.1:0");
+    assert_eq!(
+        amb.metric(
+            "ambassador_rejected_connections_total",
+            &[&r, "reason=\"limit\""]
+        ),
+        1.0
+    );
+
+    // Route 2: a PROXY v1 header first, and no limit (two connections at once).
+    let _both_open = [connect(with_header), connect(with_header)];
+    for _ in 0..2 {
+        let line = rx.recv_timeout(T).expect("header");
+        assert!(
+            line.starts_with("PROXY TCP4 127.0.0.1 127.0.0.1 "),
+            "{line}"
+        );
+    }
+    drop(first);
+}
+
+#[test]
+fn relays_with_one_or_several_event_loops() {
+    for workers in ["1", "3"] {
+        let (echo, _) = echo_server();
+        let amb = Amb::spawn(
+            &[
+                "--route",
+                &format!("127.0.0.1:0={echo}"),
+                "--workers",
+                workers,
+            ],
+            &[],
+        );
+        let addr = amb.listen(0);
+        // Several connections open at once, whichever loop accepted each.
+        let mut conns: Vec<TcpStream> = (0..20).map(|_| connect(addr)).collect();
+        for (i, c) in conns.iter_mut().enumerate() {
+            let msg = format!("workers {workers} conn {i}");
+            assert_eq!(roundtrip(c, msg.as_bytes()), msg.as_bytes());
+        }
+        let r = format!("route=\"{}\"", "127.0.0.1:0");
+        wait_until(T, "all 20 counted", || {
+            amb.metric("ambassador_connections_active", &[&r]) == 20.0
+        });
+    }
+}

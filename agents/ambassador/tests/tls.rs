@@ -274,3 +274,57 @@ async fn terminates_tls_and_picks_up_a_rotated_certificate() {
     assert_eq!(tls_roundtrip(&mut open, b"after").await, b"after");
     assert!(amb.metric("ambassador_tls_reloads_total", &["result=\"success\""]) >= 1.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_settings_per_route_in_the_routes_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let ca = make_ca("test ca");
+    // A TLS upstream (origination on route 2) and a listener certificate (termination on route 1).
+    let (up_cert, up_key, _) = leaf(
+        &ca,
+        &["localhost", "127.0.0.1"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let up = tls_echo(
+        &write(d, "up.crt", &up_cert),
+        &write(d, "up.key", &up_key),
+        None,
+    )
+    .await;
+    let (c, k, der) = leaf(&ca, &["app.test"], ExtendedKeyUsagePurpose::ServerAuth);
+    let (cert, key, ca_file) = (
+        write(d, "tls.crt", &c),
+        write(d, "tls.key", &k),
+        write(d, "ca.pem", &ca.pem),
+    );
+    let (echo, _) = echo_server();
+    let routes = write(
+        d,
+        "routes",
+        &format!(
+            "127.0.0.1:0={echo} tls-cert={cert} tls-key={key}\n\
+             127.0.0.1:0=localhost:{} upstream-tls=true upstream-tls-ca={ca_file}\n\
+             127.0.0.1:0={echo}\n",
+            up.port()
+        ),
+    );
+    let amb = Amb::spawn(&["--routes-file", &routes], &[]);
+    let (terminating, originating, plain) = (amb.listen(0), amb.listen(1), amb.listen(2));
+
+    let (mut s, seen) = tls_client(terminating, &ca.pem).await;
+    assert_eq!(seen, der, "route 1 terminates TLS with its own certificate");
+    assert_eq!(tls_roundtrip(&mut s, b"terminated").await, b"terminated");
+    assert_eq!(
+        plain_roundtrip(originating, b"originated")
+            .await
+            .expect("route 2 speaks TLS to its upstream"),
+        b"originated"
+    );
+    assert_eq!(
+        plain_roundtrip(plain, b"plain")
+            .await
+            .expect("route 3 is plain both sides"),
+        b"plain"
+    );
+}

@@ -4,7 +4,7 @@ use std::{collections::HashMap, path::PathBuf, time::Duration};
 use clap::Args;
 use common::{
     config::{parse_byte_size, parse_duration},
-    parse::{FieldType, Format, MultilineConfig, MultilineMode, Options, Zone},
+    parse::{FieldType, Format, MultilineConfig, Options, Zone},
 };
 
 use crate::Error;
@@ -290,30 +290,14 @@ impl Config {
         common::parse::Parser::new(format.clone(), options.clone())
             .map_err(|e| Error::Parser(e.to_string()))?;
 
-        let mode = match (&self.multiline_start, self.multiline_indent) {
-            (Some(_), true) => {
-                return Err(bad(
-                    "--multiline-indent",
-                    "true",
-                    "either --multiline-start or --multiline-indent, not both",
-                ))
-            }
-            (Some(re), false) => Some(MultilineMode::Start(
-                regex::Regex::new(re)
-                    .map_err(|e| bad("--multiline-start", re, format!("a regex ({e})")))?,
-            )),
-            (None, true) => Some(MultilineMode::Indent),
-            (None, false) => None,
-        };
-        if self.multiline_max_lines == 0 {
-            return Err(bad("--multiline-max-lines", "0", "at least 1"));
-        }
-        let multiline = mode.map(|mode| MultilineConfig {
-            mode,
-            max_lines: self.multiline_max_lines,
-            max_bytes: self.multiline_max_bytes as usize,
-            timeout: self.multiline_timeout,
-        });
+        let multiline = MultilineConfig::from_options(
+            self.multiline_start.as_deref(),
+            self.multiline_indent,
+            self.multiline_max_lines,
+            self.multiline_max_bytes as usize,
+            self.multiline_timeout,
+        )
+        .map_err(|e| bad(e.option, &e.value, e.expected))?;
         if self.max_line_bytes < 64 {
             return Err(bad(
                 "--max-line-bytes",
@@ -325,13 +309,8 @@ impl Config {
         let mut rec = common::parse::Record::new();
         rec.begin();
         for f in &self.fields {
-            let (k, v) = f
-                .split_once('=')
-                .ok_or_else(|| bad("--field", f, "KEY=VALUE such as env=prod"))?;
-            if k.trim().is_empty() {
-                return Err(bad("--field", f, "KEY=VALUE with a non-empty key"));
-            }
-            rec.str(k.trim(), v);
+            let (k, v) = common::config::parse_field(f).map_err(|e| bad("--field", f, e))?;
+            rec.str(&k, &v);
         }
         if let Some(p) = self.pod_name.as_deref().filter(|p| !p.is_empty()) {
             rec.str("pod", p);

@@ -156,6 +156,14 @@ impl Agent for Log2Json {
             info!(paths = ?s.paths, format = %s.format, output = sink.name(), "tailing files");
         }
         input_ready.set_ready();
+        // After a burst, give the memory it used back once input goes quiet.
+        let lines = metrics.lines_read.clone();
+        common::alloc::spawn_idle_release(
+            Duration::from_secs(2),
+            move || lines.get(),
+            || {},
+            ctx.shutdown.child_token(),
+        );
 
         let stop = ctx.shutdown.token().clone();
         let http_batch = match &sink {

@@ -1,9 +1,9 @@
 //! `log2json`: parse the configuration, build the agent, run it until shutdown.
 
-// musl's allocator is slow on hot paths; mimalloc is small and fast.
+// musl's allocator is slow on hot paths; mimalloc is small and fast (see common::alloc).
 #[cfg(target_env = "musl")]
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: common::alloc::Global = common::alloc::Global;
 
 fn main() -> std::process::ExitCode {
     common::main::<log2json::Log2Json>()

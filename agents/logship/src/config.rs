@@ -6,6 +6,7 @@ use std::{path::PathBuf, time::Duration};
 
 use common::{
     config::{parse_bool, parse_byte_size, parse_duration},
+    parse::{Format, MultilineConfig, Options, Zone},
     Secret,
 };
 
@@ -80,6 +81,44 @@ pub struct Config {
     /// root and a parsed timestamp becomes `@timestamp`.
     #[arg(long, env = "LOGSHIP_PARSE", value_name = "FORMAT")]
     pub parse: Option<String>,
+
+    /// Parse each line with a regex with named captures (`(?P<level>\w+)`), one field per
+    /// capture; a capture named `timestamp` becomes `@timestamp`, one named `message` the
+    /// message. Instead of --parse.
+    #[arg(long, env = "LOGSHIP_PARSE_PATTERN", value_name = "REGEX")]
+    pub parse_pattern: Option<String>,
+
+    /// Zone of parsed timestamps written without one (syslog, log4j, patterns): UTC, an
+    /// offset (+02:00) or an IANA name (Europe/Berlin).
+    #[arg(long, env = "LOGSHIP_TIMEZONE", value_name = "ZONE")]
+    pub timezone: Option<String>,
+
+    /// Join continuation lines into one record: a regex matching the FIRST line of each
+    /// record (`^\d{4}-\d{2}-\d{2}`); other lines are appended to the record before them.
+    #[arg(long, env = "LOGSHIP_MULTILINE_START", value_name = "REGEX")]
+    pub multiline_start: Option<String>,
+
+    /// Join continuation lines by indentation: lines starting with a space or a tab (and
+    /// Java's `Caused by:`) belong to the record before them.
+    #[arg(long, env = "LOGSHIP_MULTILINE_INDENT", value_name = "BOOL", value_parser = parse_bool, num_args = 0..=1, default_missing_value = "true")]
+    pub multiline_indent: Option<bool>,
+
+    /// A multiline record is cut after this many lines.
+    #[arg(
+        long,
+        env = "LOGSHIP_MULTILINE_MAX_LINES",
+        default_value = "500",
+        value_name = "N"
+    )]
+    pub multiline_max_lines: usize,
+
+    /// A multiline record is cut at this size.
+    #[arg(long, env = "LOGSHIP_MULTILINE_MAX_BYTES", default_value = "1MiB", value_name = "SIZE", value_parser = parse_byte_size)]
+    pub multiline_max_bytes: u64,
+
+    /// A pending multiline record is shipped when no line joined it for this long.
+    #[arg(long, env = "LOGSHIP_MULTILINE_TIMEOUT", default_value = "2s", value_name = "DURATION", value_parser = parse_duration)]
+    pub multiline_timeout: Duration,
 
     /// Elasticsearch/OpenSearch URL (repeatable, or comma-separated in env; tried in order,
     /// failing over). Without any, records go to stdout as NDJSON.
@@ -224,6 +263,13 @@ pub struct EsSettings {
     pub timeout: Duration,
 }
 
+/// A line format and its options (`--parse`, `--parse-pattern`, `--timezone`).
+#[derive(Debug, Clone)]
+pub struct ParseSpec {
+    pub format: Format,
+    pub options: Options,
+}
+
 /// The checked configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -238,13 +284,69 @@ pub struct Settings {
     pub checkpoint_interval: Duration,
     /// Static fields as (dotted key, value).
     pub fields: Vec<(String, String)>,
-    pub parse: Option<String>,
+    /// `--parse`/`--parse-pattern`, checked.
+    pub parse: Option<ParseSpec>,
+    /// `--multiline-*`, checked.
+    pub multiline: Option<MultilineConfig>,
     pub batch_max_bytes: usize,
     pub batch_max_records: usize,
     pub batch_linger: Duration,
     pub retry_max_backoff: Duration,
     /// None: stdout.
     pub es: Option<EsSettings>,
+}
+
+impl Config {
+    /// `--parse`, `--parse-pattern` and `--timezone` as a checked format (the parser is built
+    /// once here so a bad pattern exits 2 at start).
+    fn parse_spec(&self) -> Result<Option<ParseSpec>, Error> {
+        let format = match (&self.parse, &self.parse_pattern) {
+            (Some(name), Some(_)) if !name.eq_ignore_ascii_case("regex") => {
+                return Err(invalid(
+                    "--parse",
+                    name,
+                    "either --parse FORMAT or --parse-pattern REGEX, not both",
+                ))
+            }
+            (_, Some(p)) => Format::Regex(p.clone()),
+            (Some(name), None) => name.parse::<Format>().map_err(|e| {
+                invalid(
+                    "--parse",
+                    name,
+                    &e.replace("give --pattern", "give --parse-pattern"),
+                )
+            })?,
+            (None, None) => {
+                if let Some(z) = &self.timezone {
+                    return Err(invalid(
+                        "--timezone",
+                        z,
+                        "it applies to parsed timestamps: give --parse or --parse-pattern too",
+                    ));
+                }
+                return Ok(None);
+            }
+        };
+        let zone: Zone = match &self.timezone {
+            Some(z) => z
+                .parse()
+                .map_err(|e: String| invalid("--timezone", z, &e))?,
+            None => Zone::default(),
+        };
+        let options = Options {
+            zone,
+            ..Options::default()
+        };
+        common::parse::Parser::new(format.clone(), options.clone()).map_err(|e| {
+            let option = if self.parse_pattern.is_some() {
+                "--parse-pattern"
+            } else {
+                "--parse"
+            };
+            Error::Config(format!("invalid {option}: {e}"))
+        })?;
+        Ok(Some(ParseSpec { format, options }))
+    }
 }
 
 fn invalid(option: &str, value: impl std::fmt::Display, expected: &str) -> Error {
@@ -266,22 +368,8 @@ impl Config {
         }
         let mut fields = Vec::new();
         for f in &self.fields {
-            let Some((k, v)) = f.split_once('=') else {
-                return Err(invalid(
-                    "--field",
-                    f,
-                    "expected KEY=VALUE, e.g. kubernetes.pod.name=web-0",
-                ));
-            };
-            let k = k.trim();
+            let (k, v) = common::config::parse_field(f).map_err(|e| invalid("--field", f, &e))?;
             let first = k.split('.').next().unwrap_or("");
-            if k.is_empty() || k.split('.').any(str::is_empty) {
-                return Err(invalid(
-                    "--field",
-                    f,
-                    "expected a key such as service.name (dots separate levels)",
-                ));
-            }
             if matches!(first, "@timestamp" | "message" | "log") {
                 return Err(invalid(
                     "--field",
@@ -289,11 +377,17 @@ impl Config {
                     "@timestamp, message and log.* are set by logship; choose another key",
                 ));
             }
-            fields.push((k.to_string(), v.to_string()));
+            fields.push((k, v));
         }
-        if let Some(p) = &self.parse {
-            crate::record::check_format(p)?;
-        }
+        let parse = self.parse_spec()?;
+        let multiline = MultilineConfig::from_options(
+            self.multiline_start.as_deref(),
+            self.multiline_indent.unwrap_or(false),
+            self.multiline_max_lines,
+            self.multiline_max_bytes.min(usize::MAX as u64) as usize,
+            self.multiline_timeout,
+        )
+        .map_err(|e| invalid(e.option, e.value, &format!("expected {}", e.expected)))?;
         let es = self.es_settings()?;
         let max_buffer = self.max_buffer.unwrap_or(2 << 20).max(64 << 10) as usize;
         let batch_max_bytes = self.batch_max_bytes.unwrap_or(1 << 20).max(1024) as usize;
@@ -319,7 +413,8 @@ impl Config {
             max_buffer,
             checkpoint_interval: self.checkpoint_interval,
             fields,
-            parse: self.parse,
+            parse,
+            multiline,
             batch_max_bytes: batch_max_bytes.min(max_buffer),
             batch_max_records: self.batch_max_records,
             batch_linger: self.batch_linger.unwrap_or(Duration::from_secs(1)),

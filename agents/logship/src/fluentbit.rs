@@ -289,6 +289,31 @@ fn input(s: &Section, c: &mut Config) -> Res {
             "parser" => {
                 c.parse.get_or_insert_with(|| v.clone());
             }
+            // fluent-bit's built-in multiline parsers: Java and Go stack traces are
+            // indented continuation lines; cri and docker are container log formats.
+            "multiline.parser" => {
+                for p in split(v) {
+                    match p.to_ascii_lowercase().as_str() {
+                        "java" | "go" => {
+                            c.multiline_indent.get_or_insert(true);
+                        }
+                        "cri" => {
+                            c.parse.get_or_insert_with(|| "cri".into());
+                        }
+                        "docker" => {
+                            c.parse.get_or_insert_with(|| "json".into());
+                        }
+                        _ => {
+                            return Err(bad(
+                                l,
+                                "multiline.parser",
+                                &p,
+                                "logship knows java, go, cri and docker; for others give --multiline-start REGEX",
+                            ))
+                        }
+                    }
+                }
+            }
             _ => return Err(unsupported(l, "INPUT", k)),
         }
     }
@@ -435,6 +460,18 @@ mod tests {
         assert_eq!(c.es_user.as_deref(), Some("elastic"));
         assert_eq!(c.es_password.as_ref().map(|s| s.expose()), Some("s3cret"));
         assert_eq!(c.es_gzip, Some(true));
+    }
+
+    #[test]
+    fn multiline_parsers_map_to_logship_options() {
+        let c =
+            load("[INPUT]\n    Name tail\n    Path /x\n    multiline.parser cri, java\n").unwrap();
+        assert_eq!(c.multiline_indent, Some(true));
+        assert_eq!(c.parse.as_deref(), Some("cri"));
+        let e = load("[INPUT]\n    Name tail\n    Path /x\n    multiline.parser ruby\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("multiline.parser") && e.contains("ruby"), "{e}");
     }
 
     #[test]

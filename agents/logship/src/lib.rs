@@ -184,7 +184,8 @@ impl Agent for Logship {
             .es
             .as_ref()
             .map(|es| sink::elasticsearch::encoder::ActionEncoder::new(&es.index, es.data_stream));
-        let encoder = record::RecordEncoder::new(&settings.fields, settings.parse.as_deref())?;
+        let encoder = record::RecordEncoder::new(&settings.fields, settings.parse.as_ref())?;
+        let metrics_for_idle = metrics.clone();
         let batcher = pipeline::Batcher::new(
             encoder,
             actions,
@@ -195,6 +196,17 @@ impl Agent for Logship {
                 metrics,
                 unacked: Default::default(),
             },
+        )
+        .with_multiline(settings.multiline.clone())
+        .with_buffer_reuse(settings.es.as_ref().map_or(1, |es| es.max_in_flight) + 2);
+        // After a burst, give the memory it used back once reading goes quiet.
+        let lines = metrics_for_idle.lines_read.clone();
+        let pool = batcher.buffer_pool();
+        common::alloc::spawn_idle_release(
+            Duration::from_secs(2),
+            move || lines.get(),
+            move || pool.clear(),
+            ctx.shutdown.child_token(),
         );
         // Leave time after the drain for the final checkpoint.
         let drain = ctx

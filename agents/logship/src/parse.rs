@@ -2,9 +2,9 @@
 //! line. The format's fields go to the record's root (`message`, `@timestamp` when the line
 //! has one, `status`, `method`...); a line that does not parse keeps its raw `message` and gets
 //! `parse_error`, never dropped.
-use common::parse::{Format, Options, Outcome, Parser, Record};
+use common::parse::{Outcome, Parser, Record};
 
-use crate::Error;
+use crate::{config::ParseSpec, Error};
 
 /// A parser and its reusable record buffer.
 #[derive(Debug)]
@@ -14,13 +14,11 @@ pub struct LineParser {
 }
 
 impl LineParser {
-    /// The parser for format `name` (nginx, combined, syslog, json, logfmt, log4j, cri...).
-    pub fn new(name: &str) -> Result<Self, Error> {
-        let format: Format = name.parse().map_err(|e: String| {
-            Error::Config(format!("invalid value \"{name}\" for --parse: {e}"))
-        })?;
-        let parser = Parser::new(format, Options::default())
-            .map_err(|e| Error::Config(format!("invalid value \"{name}\" for --parse: {e}")))?;
+    /// The parser for a checked format (nginx, combined, syslog, json, logfmt, log4j, cri,
+    /// a regex...).
+    pub fn new(spec: &ParseSpec) -> Result<Self, Error> {
+        let parser = Parser::new(spec.format.clone(), spec.options.clone())
+            .map_err(|e| Error::Config(format!("invalid --parse {}: {e}", spec.format)))?;
         Ok(LineParser {
             parser,
             rec: Record::new(),

@@ -20,11 +20,9 @@
 //! - with `--parse FORMAT`, the fields log2json's format extracts, at the root (`message` is
 //!   then the format's message part; a line that does not parse keeps the raw line in
 //!   `message` and gets `parse_error`). The index date stays the read time.
-use std::io::Write as _;
-
 use common::tail::Line;
 
-use crate::Error;
+use crate::{config::ParseSpec, Error};
 
 /// Encodes lines into JSON documents.
 #[derive(Debug)]
@@ -34,14 +32,9 @@ pub struct RecordEncoder {
     parser: Option<crate::parse::LineParser>,
 }
 
-/// Checks a `--parse` format name.
-pub fn check_format(name: &str) -> Result<(), Error> {
-    crate::parse::LineParser::new(name).map(|_| ())
-}
-
 impl RecordEncoder {
     /// An encoder adding `fields` (dotted key, value) to every record.
-    pub fn new(fields: &[(String, String)], parse: Option<&str>) -> Result<Self, Error> {
+    pub fn new(fields: &[(String, String)], parse: Option<&ParseSpec>) -> Result<Self, Error> {
         let mut root = serde_json::Map::new();
         for (k, v) in fields {
             let mut obj = &mut root;
@@ -69,6 +62,11 @@ impl RecordEncoder {
         }
         let parser = parse.map(crate::parse::LineParser::new).transpose()?;
         Ok(RecordEncoder { statics, parser })
+    }
+
+    /// True when lines are parsed (documents may carry their own `@timestamp`).
+    pub fn parses(&self) -> bool {
+        self.parser.is_some()
     }
 
     /// Appends the document for `line` (no trailing newline) to `out`. `timestamp` is the
@@ -106,11 +104,30 @@ impl RecordEncoder {
     }
 }
 
+/// The `@timestamp` value of an encoded document (the first one at its top level, which is
+/// where the encoders put it), for the index date.
+pub fn timestamp_of(doc: &[u8]) -> Option<&str> {
+    const KEY: &[u8] = b"{\"@timestamp\":\"";
+    // Parsed records open with the format's fields; search the whole document.
+    let start = if doc.starts_with(KEY) {
+        KEY.len()
+    } else {
+        memchr_find(doc, &KEY[1..])? + KEY.len() - 1
+    };
+    let len = doc[start..].iter().position(|&b| b == b'"')?;
+    std::str::from_utf8(&doc[start..start + len]).ok()
+}
+
+fn memchr_find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
 /// `{"file":{"path":..},"offset":..,"flags":[..]}`
 fn write_log(out: &mut Vec<u8>, path_json: &str, line: &Line) {
     out.extend_from_slice(b"{\"file\":{\"path\":");
     out.extend_from_slice(path_json.as_bytes());
-    let _ = write!(out, "}},\"offset\":{}", line.offset);
+    out.extend_from_slice(b"},\"offset\":");
+    push_decimal(out, line.offset);
     if line.truncated || line.partial || line.invalid_utf8 {
         out.extend_from_slice(b",\"flags\":[");
         let mut first = true;
@@ -130,6 +147,21 @@ fn write_log(out: &mut Vec<u8>, path_json: &str, line: &Line) {
         out.push(b']');
     }
     out.push(b'}');
+}
+
+/// Appends `n` in decimal (per record: no formatting machinery).
+pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// Writes `s` as a JSON string.
@@ -196,5 +228,10 @@ mod tests {
         enc.encode(&mut plain, "t", "\"p\"", &line("x", 0));
         let v: serde_json::Value = serde_json::from_slice(&plain).unwrap();
         assert!(v["log"].get("flags").is_none());
+        for n in [0, 7, 10, 1234, u64::MAX] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
     }
 }

@@ -19,6 +19,23 @@ fn chrono_like_today() -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+/// A temporary directory with `app.log` holding `n` nginx lines.
+fn app_log(n: u64) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app.log");
+    append(&app, (0..n).map(nginx_line));
+    (dir, app)
+}
+
+/// logship tailing `app` and shipping to `es`, with `extra` flags.
+fn ship(app: &std::path::Path, es: &FakeEs, extra: &[&str]) -> std::process::Command {
+    let app = app.display().to_string();
+    let url = es.url();
+    let mut args = vec!["--path", &app, "--es-url", &url];
+    args.extend_from_slice(extra);
+    logship(&args)
+}
+
 fn messages(es: &FakeEs) -> Vec<String> {
     es.docs()
         .iter()
@@ -92,17 +109,8 @@ fn guide_env_ships_every_line_with_deterministic_ids() {
 fn retryable_items_are_retried_until_delivered() {
     let es = FakeEs::start();
     es.reject_first_attempts(2);
-    let dir = tempfile::tempdir().unwrap();
-    let app = dir.path().join("app.log");
-    append(&app, (0..300).map(nginx_line));
-    let run = spawn(logship(&[
-        "--path",
-        &app.display().to_string(),
-        "--es-url",
-        &es.url(),
-        "--retry-max-backoff",
-        "200ms",
-    ]));
+    let (_dir, app) = app_log(300);
+    let run = spawn(ship(&app, &es, &["--retry-max-backoff", "200ms"]));
     let addr = run.proc.wait_ready(LONG);
     wait_until(LONG, "300 documents", || es.doc_count() == 300);
     assert_eq!(es.stats().rejected_429, 600);
@@ -177,17 +185,8 @@ fn permanent_rejects_go_to_the_dead_letter_file_and_the_rest_is_delivered() {
 fn too_large_requests_are_split() {
     let es = FakeEs::start();
     es.set_max_content_length(64 * 1024);
-    let dir = tempfile::tempdir().unwrap();
-    let app = dir.path().join("app.log");
-    append(&app, (0..2000).map(nginx_line));
-    let run = spawn(logship(&[
-        "--path",
-        &app.display().to_string(),
-        "--es-url",
-        &es.url(),
-        "--batch-max-bytes",
-        "1MiB",
-    ]));
+    let (_dir, app) = app_log(2000);
+    let run = spawn(ship(&app, &es, &["--batch-max-bytes", "1MiB"]));
     run.proc.wait_ready(LONG);
     wait_until(LONG, "2000 documents", || es.doc_count() == 2000);
     let st = es.stats();
@@ -314,13 +313,7 @@ fn sigterm_flushes_buffered_records_and_checkpoints_them() {
         "--batch-linger",
         "10m",
     ];
-    let run = spawn(logship(
-        &args
-            .map(|s| s.to_string())
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    ));
+    let run = spawn(logship(&args));
     let addr = run.proc.wait_ready(LONG);
     wait_until(LONG, "lines read", || {
         metric(addr, "logship_lines_read_total") == Some(100.0)
@@ -332,13 +325,7 @@ fn sigterm_flushes_buffered_records_and_checkpoints_them() {
     assert_eq!(es.doc_count(), 100);
     // The final checkpoint covers them: a restart sends nothing again.
     let items = es.stats().items;
-    let run = spawn(logship(
-        &args
-            .map(|s| s.to_string())
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    ));
+    let run = spawn(logship(&args));
     let addr = run.proc.wait_ready(LONG);
     append(&app, ["one more".to_string()]);
     wait_until(LONG, "the new line", || {
@@ -494,4 +481,100 @@ fn gzip_data_stream_and_basic_auth_from_a_file_never_logging_the_secret() {
     );
     assert_eq!(status.code(), Some(2));
     assert!(!err.contains("s3cr3t") && err.contains("--es-url"), "{err}");
+}
+
+#[test]
+fn parsed_timestamps_choose_the_daily_index_and_multiline_groups_get_stable_ids() {
+    let es = FakeEs::start();
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app.log");
+    append(
+        &app,
+        [
+            "2025-01-02T23:59:59Z ERROR boom",
+            "  at frame one",
+            "2025-01-03T00:00:01+01:00 INFO an hour before midnight UTC",
+            "2025-01-03T00:00:01Z INFO new day",
+        ]
+        .map(String::from),
+    );
+    let data = dir.path().join("data");
+    let args = [
+        "--path",
+        &app.display().to_string(),
+        "--es-url",
+        &es.url(),
+        "--data-dir",
+        &data.display().to_string(),
+        "--parse-pattern",
+        // (?s): the message of a joined group spans lines.
+        r"(?s)^(?P<timestamp>\S+) (?P<level>\w+) (?P<message>.*)$",
+        "--multiline-indent",
+        "--multiline-timeout",
+        "200ms",
+    ];
+    let run = spawn(logship(&args));
+    run.proc.wait_ready(LONG);
+    wait_until(LONG, "3 documents", || es.doc_count() == 3);
+    let mut docs = es.docs();
+    docs.sort_by_key(|d| d.source["log"]["offset"].as_u64());
+    let indices: Vec<&str> = docs.iter().map(|d| d.index.as_str()).collect();
+    assert_eq!(
+        indices,
+        ["logs-2025.01.02", "logs-2025.01.02", "logs-2025.01.03"],
+        "the index date is the record's own time, in UTC"
+    );
+    assert_eq!(docs[0].source["message"], "boom\n  at frame one");
+    assert_eq!(docs[0].source["level"], "ERROR");
+    assert!(docs[0].id.ends_with("-0"), "{}", docs[0].id);
+    let mut proc = run.proc;
+    proc.signal(libc::SIGTERM);
+    assert!(proc.wait_exit(LONG).success());
+
+    // Without the checkpoint, the same groups are read again and get the same ids: `create`
+    // answers 409 and nothing is stored twice.
+    std::fs::remove_dir_all(&data).unwrap();
+    let items = es.stats().items;
+    let run = spawn(logship(&args));
+    run.proc.wait_ready(LONG);
+    wait_until(LONG, "the groups sent again", || {
+        es.stats().items == items + 3
+    });
+    assert_eq!(es.doc_count(), 3);
+    let mut proc = run.proc;
+    proc.signal(libc::SIGTERM);
+    assert!(proc.wait_exit(LONG).success());
+}
+
+#[test]
+fn sigterm_while_batches_wait_for_an_in_flight_slot_delivers_them_all() {
+    let es = FakeEs::start();
+    es.set_down(true);
+    let (_dir, app) = app_log(100);
+    let run = spawn(ship(
+        &app,
+        &es,
+        &[
+            "--batch-max-records",
+            "10",
+            "--es-max-in-flight",
+            "1",
+            "--retry-max-backoff",
+            "200ms",
+        ],
+    ));
+    let addr = run.proc.admin_addr();
+    // Elasticsearch is down: one batch is retried in the only slot, the others wait for it.
+    wait_until(LONG, "every line read", || {
+        metric(addr, "logship_lines_read_total") == Some(100.0)
+    });
+    let mut proc = run.proc;
+    proc.signal(libc::SIGTERM);
+    es.set_down(false);
+    assert!(proc.wait_exit(LONG).success());
+    assert_eq!(
+        es.doc_count(),
+        100,
+        "batches waiting at shutdown are delivered in the drain"
+    );
 }

@@ -174,3 +174,117 @@ fn bad_configuration_exits_2_naming_the_option() {
     assert_eq!(status.code(), Some(2));
     assert!(err.contains("--field"), "{err}");
 }
+
+/// A Java application's log: records that start with a date, stack traces below them.
+fn java_log() -> Vec<String> {
+    [
+        "2026-11-26 10:00:00,001 ERROR [main] c.e.Shop - checkout failed",
+        "java.lang.IllegalStateException: cart is empty",
+        "\tat com.example.Shop.checkout(Shop.java:42)",
+        "\tat com.example.Main.main(Main.java:7)",
+        "Caused by: java.io.IOException: disk",
+        "\t... 2 more",
+        "2026-11-26 10:00:01,002 INFO [main] c.e.Shop - retrying",
+        "2026-11-26 10:00:02,003 WARN [main] c.e.Shop - slow",
+        "\tat com.example.Shop.slow(Shop.java:9)",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+#[test]
+fn multiline_groups_stack_traces_into_one_record_each_and_parses_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app.log");
+    let lines = java_log();
+    append(&app, lines.clone());
+    let run = spawn(logship(&[
+        "--path",
+        &app.display().to_string(),
+        "--multiline-start",
+        r"^\d{4}-\d{2}-\d{2} ",
+        "--multiline-timeout",
+        "200ms",
+        "--parse",
+        "log4j",
+    ]));
+    run.proc.wait_ready(LONG);
+    // The last group has no successor line: it goes out after the multiline timeout.
+    let recs = run.wait_records(3);
+    assert_eq!(recs.len(), 3, "{recs:?}");
+    assert_eq!(recs[0]["level"], "ERROR");
+    let first = recs[0]["message"].as_str().unwrap();
+    assert!(
+        first.starts_with("checkout failed\njava.lang.IllegalStateException"),
+        "{first}"
+    );
+    assert!(first.ends_with("\t... 2 more"), "{first}");
+    assert_eq!(recs[0]["log"]["offset"], 0);
+    assert_eq!(recs[1]["level"], "INFO");
+    let second_offset: usize = lines[..6].iter().map(|l| l.len() + 1).sum();
+    assert_eq!(recs[1]["log"]["offset"], second_offset);
+    assert_eq!(
+        recs[2]["message"],
+        "slow\n\tat com.example.Shop.slow(Shop.java:9)"
+    );
+    assert_eq!(recs[2]["@timestamp"], "2026-11-26T10:00:02.003Z");
+
+    // A continuation written later, after the group went out, is its own record (the
+    // timeout decided); a new group then starts normally.
+    append(
+        &app,
+        ["2026-11-26 10:00:03,004 INFO [main] c.e.Shop - done".to_string()],
+    );
+    let recs = run.wait_records(4);
+    assert_eq!(recs[3]["message"], "done");
+}
+
+#[test]
+fn sigterm_ships_a_pending_multiline_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app.log");
+    append(&app, java_log());
+    let run = spawn(logship(&[
+        "--path",
+        &app.display().to_string(),
+        "--multiline-indent",
+        "--multiline-timeout",
+        "1h",
+    ]));
+    let addr = run.proc.wait_ready(LONG);
+    wait_until(LONG, "every line read", || {
+        metric(addr, "logship_lines_read_total") == Some(9.0)
+    });
+    // Indentation mode: the exception line is not indented, so it starts its own group.
+    let recs = run.wait_records(3);
+    assert_eq!(recs[1]["message"].as_str().unwrap().lines().count(), 5);
+    run.proc.signal(libc::SIGTERM);
+    let recs = run.wait_records(4);
+    let mut proc = run.proc;
+    assert!(proc.wait_exit(LONG).success());
+    assert_eq!(recs.len(), 4, "{recs:?}");
+    assert_eq!(
+        recs[3]["message"],
+        "2026-11-26 10:00:02,003 WARN [main] c.e.Shop - slow\n\tat com.example.Shop.slow(Shop.java:9)"
+    );
+}
+
+#[test]
+fn parse_pattern_and_multiline_options_are_checked_at_start() {
+    for (args, option) in [
+        (vec!["--parse-pattern", "(?P<broken"], "--parse-pattern"),
+        (vec!["--multiline-start", "[a-"], "--multiline-start"),
+        (
+            vec!["--multiline-start", "^x", "--multiline-indent"],
+            "--multiline-indent",
+        ),
+        (vec!["--timezone", "Mars/Olympus"], "--timezone"),
+        (vec!["--parse", "nginx", "--parse-pattern", "x"], "--parse"),
+    ] {
+        let mut all = vec!["--path", "/tmp/x.log"];
+        all.extend(args);
+        let (status, _, err) = testkit::run_to_end(logship(&all), Duration::from_secs(20));
+        assert_eq!(status.code(), Some(2), "{all:?}: {err}");
+        assert!(err.contains(option), "{all:?}: {err}");
+    }
+}

@@ -58,6 +58,16 @@ pub struct Config {
     /// libpq sslmode: disable, allow, prefer, require, verify-ca, verify-full.
     #[arg(long, env = "PGSSLMODE", value_name = "MODE")]
     pub sslmode: Option<String>,
+    /// CA bundle for sslmode verify-ca / verify-full (and require), or `system` for the
+    /// public (Mozilla) roots. Default ~/.postgresql/root.crt.
+    #[arg(long, env = "PGSSLROOTCERT", value_name = "PATH")]
+    pub sslrootcert: Option<String>,
+    /// Client certificate (PEM) for certificate authentication; needs --sslkey.
+    #[arg(long, env = "PGSSLCERT", value_name = "PATH")]
+    pub sslcert: Option<PathBuf>,
+    /// Private key (PEM) of --sslcert.
+    #[arg(long, env = "PGSSLKEY", value_name = "PATH")]
+    pub sslkey: Option<PathBuf>,
     /// Databases to back up: a comma or space separated list, or `all` (every database that
     /// accepts connections, plus roles and tablespaces with pg_dumpall --globals-only).
     #[arg(long, env = "PGBACKUP_DATABASES", value_name = "LIST")]
@@ -177,6 +187,10 @@ pub struct Config {
     /// POST a JSON summary here after each run that failed.
     #[arg(long, env = "WEBHOOK_ERROR_URL", value_name = "URL")]
     pub webhook_error_url: Option<Secret>,
+    /// CA bundle (PEM) that signs the https webhook servers' certificates (default: the
+    /// public webpki roots).
+    #[arg(long, env = "PGBACKUP_WEBHOOK_CA_FILE", value_name = "PATH")]
+    pub webhook_ca_file: Option<PathBuf>,
     /// Restore mode: restore this backup (a file path or `latest`) and exit.
     #[arg(long, env = "PGBACKUP_RESTORE", value_name = "FILE|latest")]
     pub restore: Option<String>,
@@ -248,6 +262,7 @@ pub struct Settings {
     pub verify_restore_every: u64,
     pub webhook_ok: Option<Secret>,
     pub webhook_err: Option<Secret>,
+    pub webhook_ca_file: Option<PathBuf>,
     pub restore: Option<RestoreRequest>,
 }
 
@@ -293,7 +308,7 @@ impl Config {
             ),
             (None, None, None) => None,
         };
-        let conn = ConnParams::resolve(
+        let mut conn = ConnParams::resolve(
             self.url.as_ref(),
             self.host.clone().or(self.postgres_host.clone()),
             self.port.or(self.postgres_port),
@@ -302,6 +317,15 @@ impl Config {
             self.passfile.clone(),
             self.sslmode.clone(),
         )?;
+        if self.sslrootcert.is_some() {
+            conn.ssl.rootcert = self.sslrootcert.clone();
+        }
+        if self.sslcert.is_some() {
+            conn.ssl.cert = self.sslcert.clone();
+        }
+        if self.sslkey.is_some() {
+            conn.ssl.key = self.sslkey.clone();
+        }
         let restore = match (self.restore, self.restore_into) {
             (Some(source), Some(into)) => Some(RestoreRequest { source, into }),
             (None, None) => None,
@@ -384,6 +408,7 @@ impl Config {
             verify_restore_every: self.verify_restore_every,
             webhook_ok: self.webhook_url,
             webhook_err: self.webhook_error_url,
+            webhook_ca_file: self.webhook_ca_file,
             restore,
         })
     }

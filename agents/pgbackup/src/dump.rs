@@ -4,11 +4,13 @@
 //! wrong (pg_dump fails or is killed, a full disk, a failed check, shutdown), the temp file is
 //! removed: nothing half-written ever looks like a backup.
 //!
-//! Memory stays flat: pg_dump's stdout is read in 64 KiB chunks on the runtime and handed
-//! through a channel of four chunks to a blocking thread that compresses, hashes and writes.
+//! Memory stays flat and the work overlaps like `pg_dump | gzip > file`: pg_dump writes into
+//! a pipe while one blocking thread reads it in 256 KiB blocks, compresses (zlib-rs), hashes
+//! (sha256) and writes the file, and decompresses what it wrote to check it on the way
+//! ([`verify::GzipCheck`]); afterwards the file is read back and its hash compared.
 use std::{
     fs::File,
-    io::{self, BufWriter, Write},
+    io::{self, BufWriter, Read, Write},
     path::{Path, PathBuf},
     process::Stdio,
     time::{Duration, Instant},
@@ -18,9 +20,8 @@ use chrono::{SubsecRound, Utc};
 use flate2::{write::GzEncoder, Compression};
 use sha2::{Digest, Sha256};
 use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, BufReader},
+    io::{AsyncBufReadExt, BufReader},
     process::Command,
-    sync::mpsc,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
@@ -33,7 +34,8 @@ use crate::{
     verify, Error,
 };
 
-const CHUNK: usize = 64 * 1024;
+/// Read size from pg_dump's pipe.
+const CHUNK: usize = 256 * 1024;
 
 /// What to dump and how.
 #[derive(Debug)]
@@ -68,17 +70,21 @@ impl Drop for TempGuard {
     }
 }
 
-/// Counts and hashes what goes to the file.
+/// Counts, hashes and (gzip) checks what goes to the file.
 struct HashWriter<W> {
     inner: W,
     hasher: Sha256,
     bytes: u64,
+    check: Option<verify::GzipCheck>,
 }
 
 impl<W: Write> Write for HashWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.hasher.update(&buf[..n]);
+        if let Some(c) = &mut self.check {
+            c.update(&buf[..n]);
+        }
         self.bytes += n as u64;
         Ok(n)
     }
@@ -91,55 +97,85 @@ struct Written {
     size: u64,
     dump_bytes: u64,
     sha256: String,
+    /// The result of the on-the-fly gzip check (gzip format only).
+    check: Option<Result<(), String>>,
 }
 
-/// The blocking side: compress (or not), hash, write, fsync.
+/// Why the writer thread stopped early.
+enum StreamError {
+    /// Reading pg_dump's output failed.
+    Read(io::Error),
+    /// Writing or syncing the file failed.
+    Write(io::Error),
+}
+
+/// Reads the next block from the pipe; 0 at end.
+fn read_some(src: &mut File, buf: &mut [u8]) -> Result<usize, StreamError> {
+    loop {
+        match src.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r.map_err(StreamError::Read),
+        }
+    }
+}
+
+/// The blocking side: read pg_dump's output, compress (or not), hash, check, write, fsync.
 fn write_stream(
-    mut rx: mpsc::Receiver<Vec<u8>>,
+    mut src: File,
     file: File,
     format: Format,
     level: u32,
-) -> io::Result<Written> {
+) -> Result<Written, StreamError> {
     let hw = HashWriter {
-        inner: BufWriter::with_capacity(128 * 1024, file),
+        inner: BufWriter::with_capacity(CHUNK, file),
         hasher: Sha256::new(),
         bytes: 0,
+        check: (format == Format::Gzip).then(verify::GzipCheck::new),
     };
+    let mut buf = vec![0u8; CHUNK];
     let mut dump_bytes = 0u64;
     let hw = match format {
         Format::Gzip => {
             let mut enc = GzEncoder::new(hw, Compression::new(level));
-            while let Some(chunk) = rx.blocking_recv() {
-                dump_bytes += chunk.len() as u64;
-                enc.write_all(&chunk)?;
+            loop {
+                let n = read_some(&mut src, &mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                dump_bytes += n as u64;
+                enc.write_all(&buf[..n]).map_err(StreamError::Write)?;
             }
-            enc.finish()?
+            enc.finish().map_err(StreamError::Write)?
         }
         Format::Custom => {
             let mut hw = hw;
-            while let Some(chunk) = rx.blocking_recv() {
-                dump_bytes += chunk.len() as u64;
-                hw.write_all(&chunk)?;
+            loop {
+                let n = read_some(&mut src, &mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                dump_bytes += n as u64;
+                hw.write_all(&buf[..n]).map_err(StreamError::Write)?;
             }
             hw
         }
     };
+    drop(src);
     let HashWriter {
         inner,
         hasher,
         bytes,
+        check,
     } = hw;
-    let file = inner.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    let sha256 = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let file = inner
+        .into_inner()
+        .map_err(|e| StreamError::Write(e.into_error()))?;
+    file.sync_all().map_err(StreamError::Write)?;
     Ok(Written {
         size: bytes,
         dump_bytes,
-        sha256,
+        sha256: verify::hex(&hasher.finalize()),
+        check: check.map(|c| c.finish(dump_bytes)),
     })
 }
 
@@ -164,7 +200,7 @@ async fn read_stderr(
 }
 
 enum Outcome {
-    Exited(io::Result<()>, io::Result<std::process::ExitStatus>),
+    Exited(io::Result<std::process::ExitStatus>),
     Cancelled,
     TimedOut,
 }
@@ -213,51 +249,56 @@ pub async fn run(spec: &Spec<'_>, cancel: &CancellationToken) -> Result<Done, Er
     let mut child = cmd
         .spawn()
         .map_err(|e| fail(format!("cannot start {tool}: {e}")))?;
-    let stdout = child.stdout.take();
+    drop(cmd);
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| fail(format!("{tool}'s output is not captured")))?
+        .into_owned_fd()
+        .map_err(|e| fail(format!("cannot read {tool}'s output: {e}")))?;
     let stderr_task = tokio::spawn(read_stderr(child.stderr.take(), spec.db.to_string(), tool));
-    let (tx, rx) = mpsc::channel::<Vec<u8>>(4);
     let level = spec.level;
-    let writer = tokio::task::spawn_blocking(move || write_stream(rx, file, format, level));
-
-    let pump = async move {
-        let Some(mut stdout) = stdout else {
-            return Ok(());
-        };
-        loop {
-            let mut buf = Vec::with_capacity(CHUNK);
-            let n = stdout.read_buf(&mut buf).await?;
-            if n == 0 {
-                return Ok(());
-            }
-            if tx.send(buf).await.is_err() {
-                return Err(io::Error::other("the file writer stopped"));
-            }
-        }
-    };
+    let mut writer =
+        tokio::task::spawn_blocking(move || write_stream(File::from(stdout), file, format, level));
     let timeout = async {
         match spec.timeout {
             Some(d) => tokio::time::sleep(d).await,
             None => std::future::pending().await,
         }
     };
-    let outcome = tokio::select! {
-        (p, st) = async {
-            let p = pump.await;
-            if p.is_err() {
-                let _ = child.start_kill();
+    tokio::pin!(timeout);
+    let join = |r: Result<Result<Written, StreamError>, tokio::task::JoinError>| {
+        r.unwrap_or_else(|e| {
+            Err(StreamError::Write(io::Error::other(format!(
+                "the file writer panicked: {e}"
+            ))))
+        })
+    };
+    // The writer stops early only on an error: then pg_dump is killed (it may be waiting on
+    // a lock and would not notice the closed pipe until its next write).
+    let mut early = None;
+    let outcome = loop {
+        tokio::select! {
+            st = child.wait() => break Outcome::Exited(st),
+            w = &mut writer, if early.is_none() => {
+                let w = join(w);
+                if w.is_err() {
+                    let _ = child.start_kill();
+                }
+                early = Some(w);
             }
-            (p, child.wait().await)
-        } => Outcome::Exited(p, st),
-        _ = cancel.cancelled() => Outcome::Cancelled,
-        _ = timeout => Outcome::TimedOut,
+            _ = cancel.cancelled() => break Outcome::Cancelled,
+            _ = &mut timeout => break Outcome::TimedOut,
+        }
     };
     if !matches!(outcome, Outcome::Exited(..)) {
         let _ = child.start_kill();
         let _ = child.wait().await;
     }
-    let written = writer
-        .await
-        .map_err(|e| fail(format!("the file writer panicked: {e}")))?;
+    let written = match early {
+        Some(w) => w,
+        None => join(writer.await),
+    };
     let stderr_tail = stderr_task.await.unwrap_or_default();
     let status = match outcome {
         Outcome::Cancelled => {
@@ -271,16 +312,14 @@ pub async fn run(spec: &Spec<'_>, cancel: &CancellationToken) -> Result<Done, Er
                 spec.timeout.unwrap_or_default().as_secs()
             )))
         }
-        Outcome::Exited(pumped, st) => {
-            if let (Err(e), Ok(_)) = (&pumped, &written) {
-                return Err(fail(format!("cannot read {tool}'s output: {e}")));
-            }
-            st.map_err(|e| fail(format!("cannot wait for {tool}: {e}")))?
-        }
+        Outcome::Exited(st) => st.map_err(|e| fail(format!("cannot wait for {tool}: {e}")))?,
     };
     let written = match written {
         Ok(w) => w,
-        Err(e) => {
+        Err(StreamError::Read(e)) => {
+            return Err(fail(format!("cannot read {tool}'s output: {e}")));
+        }
+        Err(StreamError::Write(e)) => {
             let hint = if e.raw_os_error() == Some(libc::ENOSPC) {
                 "; free space on the volume or enlarge it"
             } else {
@@ -296,9 +335,19 @@ pub async fn run(spec: &Spec<'_>, cancel: &CancellationToken) -> Result<Done, Er
             .unwrap_or_else(|| "no message".into());
         return Err(fail(format!("{tool} failed ({status}): {why}")));
     }
-    let verification = verify::check(spec.tools, &tmp, format, written.dump_bytes)
-        .await
-        .map_err(|e| fail(format!("verification of {} failed: {e}", tmp.display())))?;
+    let verification = match written.check {
+        Some(Err(e)) => Err(e),
+        Some(Ok(())) => {
+            // Read back from the disk: what is there must be what was checked.
+            let (path, size, sha) = (tmp.clone(), written.size, written.sha256.clone());
+            tokio::task::spawn_blocking(move || verify::check_file_hash(&path, size, &sha))
+                .await
+                .unwrap_or_else(|e| Err(format!("the read-back check panicked: {e}")))
+                .map(|()| "gzip-crc")
+        }
+        None => verify::check_custom(spec.tools, &tmp).await,
+    }
+    .map_err(|e| fail(format!("verification of {} failed: {e}", tmp.display())))?;
     std::fs::rename(&tmp, &final_path).map_err(|e| {
         fail(format!(
             "cannot rename {} to {}: {e}",

@@ -13,7 +13,8 @@
 //! Modules: [`config`] (options), [`pg`] (connection, versions), [`tools`] (client tools),
 //! [`schedule`], [`dump`], [`verify`], [`store`] (files, manifests), [`retention`], [`disk`],
 //! [`restore`], [`runner`] (one run), [`freshness`] (readiness), [`metrics`], [`events`],
-//! [`webhook`].
+//! [`webhook`]; TLS of the control connection is `common::pg_tls` (libpq sslmode over
+//! rustls, shared with waitfor).
 #![allow(missing_docs)]
 
 use std::{process::ExitCode, sync::Arc};
@@ -117,7 +118,7 @@ impl Agent for PgBackup {
             ("--webhook-error-url", &settings.webhook_err),
         ] {
             if let Some(u) = url {
-                webhook::validate(opt, u)?;
+                webhook::validate(opt, u, settings.webhook_ca_file.as_deref())?;
             }
         }
         let tools = tools::Tools::locate(settings.pg_bin_dir.as_deref())?;

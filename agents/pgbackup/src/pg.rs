@@ -8,7 +8,8 @@ use std::{
 };
 
 use common::Secret;
-use tokio_postgres::{config::SslMode, NoTls};
+
+use common::pg_tls as tls;
 
 use crate::Error;
 
@@ -21,6 +22,8 @@ pub struct ConnParams {
     pub password: Option<Secret>,
     pub passfile: Option<PathBuf>,
     pub sslmode: Option<String>,
+    /// sslrootcert, sslcert, sslkey (from the URL, overridden by explicit options).
+    pub ssl: tls::SslFiles,
     /// The database named in the URL, if any.
     pub url_dbname: Option<String>,
 }
@@ -43,6 +46,7 @@ impl ConnParams {
             password: None,
             passfile,
             sslmode: None,
+            ssl: tls::SslFiles::default(),
             url_dbname: None,
         };
         if let Some(url) = url {
@@ -78,8 +82,12 @@ impl ConnParams {
                 p.url_dbname = Some(dec(db));
             }
             for (k, v) in u.query_pairs() {
-                if k == "sslmode" {
-                    p.sslmode = Some(v.into_owned());
+                match &*k {
+                    "sslmode" => p.sslmode = Some(v.into_owned()),
+                    "sslrootcert" => p.ssl.rootcert = Some(v.into_owned()),
+                    "sslcert" => p.ssl.cert = Some(PathBuf::from(&*v)),
+                    "sslkey" => p.ssl.key = Some(PathBuf::from(&*v)),
+                    _ => {}
                 }
             }
         }
@@ -154,12 +162,29 @@ impl ConnParams {
         if let Some(m) = &self.sslmode {
             env.push(("PGSSLMODE", m.clone()));
         }
+        if let Some(f) = &self.ssl.rootcert {
+            env.push(("PGSSLROOTCERT", f.clone()));
+        }
+        if let Some(f) = &self.ssl.cert {
+            env.push(("PGSSLCERT", f.display().to_string()));
+        }
+        if let Some(f) = &self.ssl.key {
+            env.push(("PGSSLKEY", f.display().to_string()));
+        }
         env
     }
 
-    /// Opens a control connection to `db` (plain TCP: sslmode require and stricter are left to
-    /// the libpq tools, which do TLS themselves).
+    /// Opens a control connection to `db`, with TLS as sslmode says (see [`tls`]).
     pub async fn connect(&self, db: &str) -> Result<tokio_postgres::Client, Error> {
+        let connect_error = |error: String| Error::Connect {
+            addr: self.addr(),
+            db: db.to_string(),
+            error,
+        };
+        let mode = self.sslmode.as_deref().unwrap_or("prefer");
+        let (ssl_mode, verify) = tls::plan(Some(mode), &self.ssl).map_err(connect_error)?;
+        let config = tls::client_config(verify, &self.ssl)
+            .map_err(|e| connect_error(format!("cannot set up TLS for sslmode {mode}: {e}")))?;
         let mut cfg = tokio_postgres::Config::new();
         cfg.host(&self.host)
             .port(self.port)
@@ -167,17 +192,24 @@ impl ConnParams {
             .dbname(db)
             .application_name("pgbackup")
             .connect_timeout(Duration::from_secs(10))
-            .ssl_mode(match self.sslmode.as_deref() {
-                Some("disable") => SslMode::Disable,
-                _ => SslMode::Prefer,
-            });
+            .ssl_mode(ssl_mode);
         if let Some(pw) = self.effective_password(db) {
             cfg.password(pw.expose());
         }
-        let (client, conn) = cfg.connect(NoTls).await.map_err(|e| Error::Connect {
-            addr: self.addr(),
-            db: db.to_string(),
-            error: common::secret::redact(&describe(&e)),
+        let (client, conn) = cfg.connect(tls::MakeRustls(config)).await.map_err(|e| {
+            let mut error = common::secret::redact(&describe(&e));
+            if ssl_mode == tokio_postgres::config::SslMode::Require
+                && error.contains("server does not support TLS")
+            {
+                error.push_str(&format!(
+                    " (sslmode {mode} needs TLS: enable ssl on the server, or use sslmode prefer)"
+                ));
+            } else if error.contains("invalid peer certificate") {
+                error.push_str(&format!(
+                    " (sslmode {mode}: the server's certificate was refused; check --sslrootcert / PGSSLROOTCERT, and for verify-full that --host is a name in the certificate)"
+                ));
+            }
+            connect_error(error)
         })?;
         tokio::spawn(async move {
             let _ = conn.await;

@@ -207,7 +207,7 @@ impl Runner {
             &s.webhook_err
         };
         if let Some(url) = url {
-            webhook::post(url, &body).await;
+            webhook::post(url, s.webhook_ca_file.as_deref(), &body).await;
         }
     }
 

@@ -70,37 +70,103 @@ fn scheduled_restore_check_restores_into_a_scratch_database_and_drops_it() {
     );
 }
 
+/// Reads one HTTP request from `s` and answers 200; returns the request.
+fn answer_one<S: Read + Write>(s: &mut S) -> String {
+    let mut req = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        req.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&req);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if body.len() >= len {
+                break;
+            }
+        }
+        if n == 0 {
+            break;
+        }
+    }
+    s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    s.flush().unwrap();
+    String::from_utf8_lossy(&req).into_owned()
+}
+
+/// A stream whose first byte was already read.
+struct ChainFirst<'a, S>(Option<u8>, &'a mut S);
+
+impl<S: Read + Write> Read for ChainFirst<'_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.0.take() {
+            Some(b) if !buf.is_empty() => {
+                buf[0] = b;
+                Ok(1)
+            }
+            _ => self.1.read(buf),
+        }
+    }
+}
+
+impl<S: Read + Write> Write for ChainFirst<'_, S> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.1.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.1.flush()
+    }
+}
+
 /// Accepts one HTTP request and answers 200; returns the request.
 fn one_request(listener: TcpListener) -> std::thread::JoinHandle<String> {
     std::thread::spawn(move || {
         let (mut s, _) = listener.accept().unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut req = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = s.read(&mut buf).unwrap();
-            req.extend_from_slice(&buf[..n]);
-            let text = String::from_utf8_lossy(&req);
-            if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length:")
-                            .map(|v| v.trim().parse().unwrap())
-                    })
-                    .unwrap_or(0);
-                if body.len() >= len {
-                    break;
-                }
-            }
-            if n == 0 {
-                break;
-            }
+        answer_one(&mut s)
+    })
+}
+
+/// Accepts one HTTPS request (certificate and key in DER) and answers 200.
+fn one_https_request(
+    listener: TcpListener,
+    cert: rustls::pki_types::CertificateDer<'static>,
+    key: Vec<u8>,
+) -> std::thread::JoinHandle<String> {
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert],
+        rustls::pki_types::PrivatePkcs8KeyDer::from(key).into(),
+    )
+    .unwrap();
+    std::thread::spawn(move || {
+        let (s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let conn = rustls::ServerConnection::new(std::sync::Arc::new(config)).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, s);
+        // A client that rejects the certificate ends the handshake: no request.
+        let mut first = [0u8; 1];
+        match tls.read(&mut first) {
+            Ok(1) => {}
+            _ => return String::new(),
         }
-        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        String::from_utf8_lossy(&req).into_owned()
+        let mut rest = ChainFirst(Some(first[0]), &mut tls);
+        let req = answer_one(&mut rest);
+        tls.conn.send_close_notify();
+        let _ = tls.conn.complete_io(&mut tls.sock);
+        req
     })
 }
 
@@ -153,13 +219,86 @@ fn webhooks_report_success_and_failure() {
         "{req}"
     );
 
-    // https is refused at start with a clear message.
+    // An unknown scheme is refused at start with a clear message.
     let mut c = agent(tmp.path(), &db.name);
-    c.args(["--once", "--webhook-url", "https://hooks.example/x"]);
+    c.args(["--once", "--webhook-url", "ftp://hooks.example/x"]);
     let (st, _, err) = run_to_end(c, Duration::from_secs(30));
     assert_eq!(st.code(), Some(2), "{err}");
     assert!(
-        err.contains("--webhook-url") && err.contains("https is not supported"),
+        err.contains("--webhook-url") && err.contains("unsupported scheme ftp"),
+        "{err}"
+    );
+}
+
+#[test]
+fn https_webhook_is_verified_and_sent() {
+    let db = Db::create("pgb_hooks");
+    db.sql("CREATE TABLE t AS SELECT 1 AS x");
+    let tmp = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let ca = tmp.path().join("hook-ca.pem");
+    std::fs::write(&ca, ck.cert.pem()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got = one_https_request(
+        listener,
+        ck.cert.der().clone(),
+        ck.signing_key.serialize_der(),
+    );
+    let url = format!("https://localhost:{port}/hook?token=tlssecret");
+    let mut c = agent(tmp.path(), &db.name);
+    c.args(["--once", "--webhook-url", &url, "--webhook-ca-file"])
+        .arg(&ca);
+    let (st, _, err) = run_to_end(c, Duration::from_secs(60));
+    assert!(st.success(), "{err}");
+    let req = got.join().unwrap();
+    assert!(
+        req.starts_with("POST /hook?token=tlssecret HTTP/1.1"),
+        "{req}"
+    );
+    assert!(req.contains("\"status\":\"success\""), "{req}");
+    assert!(!err.contains("cannot send webhook"), "{err}");
+    assert!(!err.contains("tlssecret"), "{err}");
+
+    // Without the CA, the server is not trusted: the webhook fails (logged), the backup not.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = one_https_request(
+        listener,
+        ck.cert.der().clone(),
+        ck.signing_key.serialize_der(),
+    );
+    let mut c = agent(tmp.path(), &db.name);
+    c.args([
+        "--once",
+        "--webhook-url",
+        &format!("https://localhost:{port}/hook"),
+    ]);
+    let (st, _, err) = run_to_end(c, Duration::from_secs(60));
+    assert!(st.success(), "{err}");
+    assert!(
+        err.contains("cannot send webhook") && err.contains("UnknownIssuer"),
+        "{err}"
+    );
+    assert_eq!(
+        server.join().unwrap(),
+        "",
+        "no request may reach an untrusted server"
+    );
+
+    // A CA file that does not exist is refused at start.
+    let mut c = agent(tmp.path(), &db.name);
+    c.args([
+        "--once",
+        "--webhook-url",
+        &url,
+        "--webhook-ca-file",
+        "/nonexistent/ca.pem",
+    ]);
+    let (st, _, err) = run_to_end(c, Duration::from_secs(30));
+    assert_eq!(st.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--webhook-ca-file") && err.contains("/nonexistent/ca.pem"),
         "{err}"
     );
 }

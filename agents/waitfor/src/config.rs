@@ -23,8 +23,9 @@ use crate::{
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 /// Default per-attempt timeout (docker-compose-wait's connect timeout).
 pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Default cap of the retry interval: keeps "dependency ready" to "exit" under 100 ms.
-pub const DEFAULT_MAX_INTERVAL: Duration = Duration::from_millis(80);
+/// Default cap of the retry interval early on: a dependency that becomes ready is seen within
+/// ~50 ms, so "ready" to "exit" stays well under 100 ms at p99.
+pub const DEFAULT_MAX_INTERVAL: Duration = Duration::from_millis(50);
 
 /// The agent's options.
 #[derive(Clone, clap::Args)]
@@ -81,14 +82,23 @@ pub struct Config {
     #[arg(long, env = "WAIT_HOST_CONNECT_TIMEOUT", hide = true, value_parser = parse_duration)]
     wait_host_connect_timeout: Option<Duration>,
 
-    /// First pause between attempts; doubles (with jitter) up to --max-interval.
-    #[arg(long, env = "WAITFOR_INTERVAL", default_value = "20ms", value_name = "DURATION", value_parser = parse_duration)]
+    /// First pause between attempts (the first attempt starts at once); doubles (with jitter)
+    /// up to --max-interval.
+    #[arg(long, env = "WAITFOR_INTERVAL", default_value = "10ms", value_name = "DURATION", value_parser = parse_duration)]
     pub interval: Duration,
 
-    /// Longest pause between attempts. Raise it (1s) for large fleets polling names that do
-    /// not resolve yet, to spare the DNS servers. [default: 80ms]
+    /// Longest pause between attempts during the first --slow-after. [default: 50ms]
     #[arg(long, env = "WAITFOR_MAX_INTERVAL", value_name = "DURATION", value_parser = parse_duration)]
     pub max_interval: Option<Duration>,
+
+    /// After this long without being ready, a target's pause grows (doubling) up to
+    /// --slow-interval; 0 never slows down.
+    #[arg(long, env = "WAITFOR_SLOW_AFTER", default_value = "1m", value_name = "DURATION", value_parser = parse_duration)]
+    pub slow_after: Duration,
+
+    /// Longest pause between attempts after --slow-after (never below --max-interval).
+    #[arg(long, env = "WAITFOR_SLOW_INTERVAL", default_value = "1s", value_name = "DURATION", value_parser = parse_duration)]
+    pub slow_interval: Duration,
     #[arg(long, env = "WAIT_SLEEP_INTERVAL", hide = true, value_parser = parse_duration)]
     wait_sleep_interval: Option<Duration>,
 
@@ -179,6 +189,8 @@ impl std::fmt::Debug for Config {
                 "max_interval",
                 &self.max_interval.or(self.wait_sleep_interval),
             )
+            .field("slow_after", &self.slow_after)
+            .field("slow_interval", &self.slow_interval)
             .field("any", &self.any)
             .field("invert", &self.invert)
             .field("fail_on_auth", &self.fail_on_auth)
@@ -220,8 +232,12 @@ pub struct Settings {
     pub attempt_timeout: Duration,
     /// First pause.
     pub interval: Duration,
-    /// Cap of the pause.
+    /// Cap of the pause during the first `slow_after`.
     pub max_interval: Duration,
+    /// When the pause may grow past `max_interval` (None: never).
+    pub slow_after: Option<Duration>,
+    /// Cap of the pause after `slow_after` (at least `max_interval`).
+    pub slow_interval: Duration,
     /// Any instead of all.
     pub any: bool,
     /// Wait for unreachable.
@@ -271,6 +287,8 @@ impl Config {
             .or(self.wait_sleep_interval)
             .unwrap_or(DEFAULT_MAX_INTERVAL)
             .max(interval);
+        let slow_after = (!self.slow_after.is_zero()).then_some(self.slow_after);
+        let slow_interval = nonzero("--slow-interval", self.slow_interval)?.max(max_interval);
         let summary_interval = nonzero("--summary-interval", self.summary_interval)?;
         let http = HttpOptions {
             status: self.http_status.map(|s| s.0).unwrap_or_default(),
@@ -319,9 +337,7 @@ impl Config {
                 reason,
             };
             let t = target::parse(r, &http).map_err(bad)?;
-            probes.push(Arc::new(
-                Probe::new(t, resolver.clone(), attempt_timeout).map_err(bad)?,
-            ));
+            probes.push(Arc::new(Probe::new(t, resolver.clone()).map_err(bad)?));
         }
         Ok(Settings {
             probes,
@@ -330,6 +346,8 @@ impl Config {
             attempt_timeout,
             interval,
             max_interval,
+            slow_after,
+            slow_interval,
             any: self.any,
             invert: self.invert,
             fail_on_auth: self.fail_on_auth,

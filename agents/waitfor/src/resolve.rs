@@ -71,20 +71,6 @@ fn connect_failure(addr: SocketAddr, e: &io::Error) -> Failure {
     )
 }
 
-/// Lets reqwest resolve through the same override.
-impl reqwest::dns::Resolve for Resolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let me = self.clone();
-        Box::pin(async move {
-            match me.resolve(name.as_str(), 0).await {
-                Ok(addrs) => Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs),
-                Err(f) => Err(Box::new(io::Error::other(f.message))
-                    as Box<dyn std::error::Error + Send + Sync>),
-            }
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,11 @@
-//! The wait: every target checked in parallel, each on its own retry schedule (exponential
-//! backoff with jitter up to a cap, `common::retry::Backoff`), until all (or any) are ready,
-//! the overall timeout passes, or a signal arrives.
+//! The wait: every target checked in parallel, each on its own retry schedule, until all (or
+//! any) are ready, the overall timeout passes, or a signal arrives.
+//!
+//! Schedule: the first attempt starts at once; then exponential backoff with jitter
+//! (`common::retry::Backoff`) from `--interval` up to `--max-interval` (50 ms by default, so a
+//! dependency that becomes ready is seen within ~50 ms); a target still not ready after
+//! `--slow-after` (1 min) backs off further, up to `--slow-interval` (1 s), sparing DNS and the
+//! servers when a dependency is down for long.
 //!
 //! Output: one line per target per change of state (ready, or a different failure), a
 //! periodic "still waiting" line, and a final summary line per target (ready or not, after how
@@ -43,6 +48,9 @@ struct Schedule {
     attempt_timeout: Duration,
     interval: Duration,
     max_interval: Duration,
+    /// When the slow phase starts (None: never).
+    slow_from: Option<Instant>,
+    slow_interval: Duration,
     invert: bool,
 }
 
@@ -61,6 +69,35 @@ fn scheme(c: &Check) -> &'static str {
     }
 }
 
+/// The pauses of one target: fast backoff, then slow backoff after `slow_from`.
+#[derive(Debug)]
+struct Pacer {
+    backoff: Backoff,
+    slow_from: Option<Instant>,
+    max_interval: Duration,
+    slow_interval: Duration,
+}
+
+impl Pacer {
+    fn new(s: &Schedule) -> Self {
+        Pacer {
+            backoff: Backoff::new(s.interval, s.max_interval),
+            slow_from: s.slow_from,
+            max_interval: s.max_interval,
+            slow_interval: s.slow_interval,
+        }
+    }
+
+    /// The pause after an attempt that ended at `now`.
+    fn next_delay(&mut self, now: Instant) -> Duration {
+        if self.slow_from.is_some_and(|t| now >= t) {
+            self.slow_from = None;
+            self.backoff = Backoff::new(self.max_interval, self.slow_interval);
+        }
+        self.backoff.next_delay()
+    }
+}
+
 /// Checks one target until it is where we want it or `stop` trips.
 async fn probe_loop(
     index: usize,
@@ -70,7 +107,7 @@ async fn probe_loop(
     tx: mpsc::UnboundedSender<Report>,
     stop: CancellationToken,
 ) {
-    let mut backoff = Backoff::new(s.interval, s.max_interval);
+    let mut pacer = Pacer::new(&s);
     let scheme = scheme(&probe.target.check);
     loop {
         let attempt = tokio::time::timeout(s.attempt_timeout, probe.check());
@@ -93,7 +130,7 @@ async fn probe_loop(
         if tx.send(Report { index, result }).is_err() || done {
             return;
         }
-        let mut delay = backoff.next_delay();
+        let mut delay = pacer.next_delay(Instant::now());
         if auth {
             // A wrong password is not fixed in milliseconds; spare the server's logs.
             delay = delay.max(AUTH_RETRY);
@@ -128,6 +165,8 @@ pub async fn wait(
         attempt_timeout: settings.attempt_timeout,
         interval: settings.interval,
         max_interval: settings.max_interval,
+        slow_from: settings.slow_after.map(|a| start + a),
+        slow_interval: settings.slow_interval,
         invert: settings.invert,
     };
     let names: Vec<&str> = settings
@@ -223,4 +262,47 @@ fn waiting_list(names: &[&str], states: &[State]) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_stay_short_then_grow_after_slow_after() {
+        let start = Instant::now();
+        let s = Schedule {
+            attempt_timeout: Duration::from_secs(5),
+            interval: Duration::from_millis(10),
+            max_interval: Duration::from_millis(50),
+            slow_from: Some(start + Duration::from_secs(60)),
+            slow_interval: Duration::from_secs(1),
+            invert: false,
+        };
+        let mut p = Pacer::new(&s);
+        let fast: Vec<Duration> = (0..200).map(|_| p.next_delay(start)).collect();
+        assert!(fast[0] <= Duration::from_millis(10), "{fast:?}");
+        assert!(
+            fast.iter().all(|d| *d <= Duration::from_millis(50)),
+            "{fast:?}"
+        );
+        let later = start + Duration::from_secs(61);
+        let slow: Vec<Duration> = (0..20).map(|_| p.next_delay(later)).collect();
+        assert!(
+            slow.iter().all(|d| *d <= Duration::from_secs(1)),
+            "{slow:?}"
+        );
+        assert!(
+            slow.iter().any(|d| *d > Duration::from_millis(500)),
+            "{slow:?}"
+        );
+
+        let never = Schedule {
+            slow_from: None,
+            ..s
+        };
+        let mut p = Pacer::new(&never);
+        let far = start + Duration::from_secs(3600);
+        assert!((0..50).all(|_| p.next_delay(far) <= Duration::from_millis(50)));
+    }
 }

@@ -138,6 +138,121 @@ fn http_body_and_status_options() {
     assert_eq!(code, Some(0), "{err}");
 }
 
+/// An HTTP server routing by path: `/old` redirects (relative) to `/new`, `/away` redirects
+/// to another origin (the same server under `localhost`), `/loop` redirects to itself, `/new`
+/// answers 200 "arrived" only with the Basic credentials `app:s3cr@t` (else 401); every request
+/// head is recorded.
+fn redirecting_server() -> (u16, Arc<std::sync::Mutex<Vec<String>>>) {
+    let (l, addr) = listener();
+    let port = addr.port();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+            log.lock().unwrap().push(head.clone());
+            let path = head.split(' ').nth(1).unwrap_or("").to_string();
+            // "app:s3cr@t" in base64.
+            let authed = head.contains("Authorization: Basic YXBwOnMzY3JAdA==")
+                || head.contains("authorization: Basic YXBwOnMzY3JAdA==");
+            let (status, extra, body) = match path.as_str() {
+                "/old" => ("302 Found", "Location: new?x=1\r\n".to_string(), ""),
+                "/away" => (
+                    "301 Moved Permanently",
+                    format!("Location: http://localhost:{port}/new\r\n"),
+                    "",
+                ),
+                "/loop" => ("307 Temporary Redirect", "Location: /loop\r\n".into(), ""),
+                p if p.starts_with("/new") && authed => ("200 OK", String::new(), "arrived"),
+                _ => ("401 Unauthorized", String::new(), "who are you"),
+            };
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn http_redirects_and_basic_auth_from_the_url() {
+    let (port, seen) = redirecting_server();
+    // Relative redirect on the same origin: the credentials follow, the body is checked at the
+    // end of the chain, and the password is never printed.
+    let url = format!("http://app:s3cr%40t@127.0.0.1:{port}/old#contains=arrived");
+    let mut cmd = waitfor();
+    cmd.args([url.as_str(), "--timeout", "10s"]);
+    let (code, _, err) = run(cmd);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("s3cr"), "{err}");
+    let heads = seen.lock().unwrap().clone();
+    assert!(heads[0].starts_with("GET /old HTTP/1.1\r\n"), "{heads:?}");
+    assert!(
+        heads[1].starts_with("GET /new?x=1 HTTP/1.1\r\n"),
+        "{heads:?}"
+    );
+    assert!(
+        heads[1]
+            .to_ascii_lowercase()
+            .contains(&format!("host: 127.0.0.1:{port}\r\n")),
+        "{heads:?}"
+    );
+
+    // Another origin does not get the credentials: 401, an authentication failure.
+    let url = format!("http://app:s3cr%40t@127.0.0.1:{port}/away");
+    let mut cmd = waitfor();
+    cmd.args([url.as_str(), "--timeout", "300ms"]);
+    let (code, _, err) = run(cmd);
+    assert_eq!(code, Some(124), "{err}");
+    let last = summary(&err, &common::secret::redact(&url))["last_error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        last.starts_with("authentication failed: HTTP 401"),
+        "{last}"
+    );
+    assert!(!err.contains("s3cr"), "{err}");
+
+    // A loop is reported as such.
+    let url = format!("http://127.0.0.1:{port}/loop");
+    let mut cmd = waitfor();
+    cmd.args([url.as_str(), "--timeout", "300ms"]);
+    let (code, _, err) = run(cmd);
+    assert_eq!(code, Some(124), "{err}");
+    let s = summary(&err, &url);
+    assert!(
+        s["last_error"].as_str().unwrap().contains("redirect loop"),
+        "{s}"
+    );
+}
+
+#[test]
+fn retry_schedule_options_are_checked() {
+    let (_l, addr) = listener();
+    let mut cmd = waitfor();
+    cmd.args([&format!("tcp://{addr}"), "--slow-interval", "0"]);
+    let (code, _, err) = run(cmd);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--slow-interval"), "{err}");
+    // The slow phase from the start (slow-after 1ms) still gets a listener that is there.
+    let mut cmd = waitfor();
+    cmd.args([
+        &format!("tcp://{addr}"),
+        "--slow-after",
+        "1ms",
+        "--timeout",
+        "10s",
+    ]);
+    let (code, _, err) = run(cmd);
+    assert_eq!(code, Some(0), "{err}");
+}
+
 #[test]
 fn timeout_exits_124_and_names_the_culprit() {
     let (_l, ok) = listener();

@@ -138,3 +138,26 @@ fn postgres_waits_for_a_table_and_a_migration_version() {
     psql(&format!("DROP TABLE {t}"));
     assert_eq!(status.code(), Some(0), "{}", p.stderr());
 }
+
+#[test]
+fn postgres_over_tls() {
+    // This PostgreSQL has ssl=on with a self-signed (snakeoil) certificate: `require` encrypts
+    // without checking it, as libpq does; with a root certificate, `require` checks the chain
+    // (libpq's rule), and roots that did not sign it are refused.
+    let require = "postgres://postgres@127.0.0.1:5432/test?sslmode=require";
+    let wrong_ca = "postgres://postgres@127.0.0.1:5432/test?sslmode=require&sslrootcert=/etc/ssl/certs/ca-certificates.crt";
+    let mut cmd = waitfor();
+    cmd.args([require, "--timeout", "20s"]);
+    let (code, _, err) = run(cmd);
+    assert_eq!(code, Some(0), "{err}");
+
+    let mut cmd = waitfor();
+    cmd.args([wrong_ca, "--timeout", "1s"]);
+    let (code, _, err) = run(cmd);
+    assert_eq!(code, Some(124), "{err}");
+    let last = summary(&err, wrong_ca)["last_error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(last.contains("certificate"), "{last}");
+}

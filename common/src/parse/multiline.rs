@@ -27,6 +27,67 @@ pub struct MultilineConfig {
     pub timeout: Duration,
 }
 
+impl MultilineConfig {
+    /// Builds the settings from the agents' options (`--multiline-start REGEX` or
+    /// `--multiline-indent`, plus limits); `Ok(None)` when joining is off. The error names the
+    /// option, its value and what is expected.
+    pub fn from_options(
+        start: Option<&str>,
+        indent: bool,
+        max_lines: usize,
+        max_bytes: usize,
+        timeout: Duration,
+    ) -> Result<Option<Self>, MultilineOptionError> {
+        let bad = |option: &'static str, value: &str, expected: String| MultilineOptionError {
+            option,
+            value: value.to_string(),
+            expected,
+        };
+        let mode = match (start, indent) {
+            (Some(_), true) => {
+                return Err(bad(
+                    "--multiline-indent",
+                    "true",
+                    "either --multiline-start or --multiline-indent, not both".into(),
+                ))
+            }
+            (Some(re), false) => MultilineMode::Start(Regex::new(re).map_err(|e| {
+                bad(
+                    "--multiline-start",
+                    re,
+                    format!("a regex matching the first line of each record ({e})"),
+                )
+            })?),
+            (None, true) => MultilineMode::Indent,
+            (None, false) => return Ok(None),
+        };
+        if max_lines == 0 {
+            return Err(bad("--multiline-max-lines", "0", "at least 1".into()));
+        }
+        if max_bytes == 0 {
+            return Err(bad("--multiline-max-bytes", "0", "at least 1 byte".into()));
+        }
+        Ok(Some(MultilineConfig {
+            mode,
+            max_lines,
+            max_bytes,
+            timeout,
+        }))
+    }
+}
+
+/// A multiline option that does not make sense.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid value \"{value}\" for {option}: expected {expected}")]
+pub struct MultilineOptionError {
+    /// The option (`--multiline-start`).
+    pub option: &'static str,
+    /// The value given.
+    pub value: String,
+    /// What is expected.
+    pub expected: String,
+}
+
 /// The joining state of one input (one per file).
 #[derive(Debug)]
 pub struct Multiline {

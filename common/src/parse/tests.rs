@@ -373,3 +373,25 @@ fn field_names_and_formats() {
     }
     assert!("yaml".parse::<Format>().unwrap_err().contains("--pattern"));
 }
+
+#[test]
+fn multiline_options_are_checked_and_name_the_option() {
+    let t = std::time::Duration::from_secs(2);
+    assert!(MultilineConfig::from_options(None, false, 0, 0, t)
+        .unwrap()
+        .is_none());
+    assert!(matches!(
+        MultilineConfig::from_options(None, true, 10, 100, t)
+            .unwrap()
+            .unwrap()
+            .mode,
+        MultilineMode::Indent
+    ));
+    let e = MultilineConfig::from_options(Some("[a-"), false, 10, 100, t).unwrap_err();
+    assert_eq!(e.option, "--multiline-start");
+    assert!(e.to_string().contains("[a-"), "{e}");
+    let e = MultilineConfig::from_options(Some("^x"), true, 10, 100, t).unwrap_err();
+    assert_eq!(e.option, "--multiline-indent");
+    let e = MultilineConfig::from_options(Some("^x"), false, 0, 100, t).unwrap_err();
+    assert_eq!(e.option, "--multiline-max-lines");
+}

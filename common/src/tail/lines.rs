@@ -10,7 +10,7 @@ use super::Line;
 
 /// Line splitter of one file.
 #[derive(Debug)]
-pub(crate) struct Splitter {
+pub struct Splitter {
     max: usize,
     /// Bytes of the current line not yet emitted.
     pending: Vec<u8>,
@@ -22,7 +22,7 @@ pub(crate) struct Splitter {
 
 impl Splitter {
     /// A splitter whose next byte is at `offset` in the file.
-    pub(crate) fn new(max_line_bytes: usize, offset: u64) -> Self {
+    pub fn new(max_line_bytes: usize, offset: u64) -> Self {
         Self {
             max: max_line_bytes.max(1),
             pending: Vec::new(),
@@ -47,7 +47,7 @@ impl Splitter {
     }
 
     /// Splits `data` (the bytes at `read_end()`) into lines appended to `out`.
-    pub(crate) fn feed(&mut self, data: &[u8], out: &mut Vec<Line>) {
+    pub fn feed(&mut self, data: &[u8], out: &mut Vec<Line>) {
         let mut start = 0;
         for nl in memchr::memchr_iter(b'\n', data) {
             let seg = &data[start..nl];

@@ -131,11 +131,14 @@ impl EsSink {
         });
     }
 
-    /// Hands a batch over; waits for a free in-flight slot first.
-    pub async fn send(&self, batch: Batch) {
-        let Ok(permit) = self.permits.clone().acquire_owned().await else {
-            return;
-        };
+    /// Waits for a free in-flight slot.
+    pub async fn reserve(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        // The semaphore is never closed.
+        self.permits.clone().acquire_owned().await.ok()
+    }
+
+    /// Delivers `batch` in the background, holding `permit` (an in-flight slot) until done.
+    pub fn dispatch(&self, batch: Batch, permit: Option<tokio::sync::OwnedSemaphorePermit>) {
         let inner = self.inner.clone();
         tokio::spawn(async move {
             inner.deliver(batch).await;

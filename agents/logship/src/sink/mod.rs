@@ -8,6 +8,9 @@ use crate::pipeline::Batch;
 pub mod elasticsearch;
 pub mod stdout;
 
+/// Room for one batch in the sink (an in-flight request slot for Elasticsearch).
+pub struct Slot(Option<tokio::sync::OwnedSemaphorePermit>);
+
 /// The configured sink.
 pub enum Sink {
     /// NDJSON on stdout.
@@ -19,9 +22,24 @@ pub enum Sink {
 impl Sink {
     /// Hands a batch over; waits while the sink has as many batches in flight as allowed.
     pub async fn send(&self, batch: Batch) {
+        let slot = self.reserve().await;
+        self.dispatch(batch, slot);
+    }
+
+    /// Waits for room for one more batch (cancel-safe: no batch is involved yet, so a
+    /// shutdown that interrupts the wait loses nothing).
+    pub async fn reserve(&self) -> Slot {
+        match self {
+            Sink::Stdout(_) => Slot(None),
+            Sink::Elasticsearch(s) => Slot(s.reserve().await),
+        }
+    }
+
+    /// Hands a batch over in a reserved slot.
+    pub fn dispatch(&self, batch: Batch, slot: Slot) {
         match self {
             Sink::Stdout(s) => s.send(batch),
-            Sink::Elasticsearch(s) => s.send(batch).await,
+            Sink::Elasticsearch(s) => s.dispatch(batch, slot.0),
         }
     }
 

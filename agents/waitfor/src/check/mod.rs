@@ -1,7 +1,8 @@
 //! The checks: one attempt at a target, answering ready or why not.
 //!
 //! The simple ones live here (TCP connect, name resolves, file exists); each protocol has its
-//! own module. A [`Probe`] is a target prepared for checking (its HTTP client built once).
+//! own module. A [`Probe`] is a target prepared for checking (its HTTP client and TLS configuration
+//! built once).
 pub mod amqp;
 pub mod http;
 pub mod mqtt;
@@ -10,7 +11,7 @@ pub mod nats;
 pub mod postgres;
 pub mod redis;
 
-use std::{path::Path, time::Duration};
+use std::path::Path;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -26,18 +27,14 @@ pub struct Probe {
     /// The target.
     pub target: Target,
     resolver: Resolver,
-    http: Option<reqwest::Client>,
+    http: Option<http::HttpClient>,
 }
 
 impl Probe {
     /// Prepares `target`; fails (bad usage) when its HTTP client cannot be built (bad CA file).
-    pub fn new(
-        target: Target,
-        resolver: Resolver,
-        attempt_timeout: Duration,
-    ) -> Result<Self, String> {
+    pub fn new(target: Target, resolver: Resolver) -> Result<Self, String> {
         let http = match &target.check {
-            Check::Http(h) => Some(h.client(&resolver, attempt_timeout)?),
+            Check::Http(h) => Some(h.client(&resolver)?),
             _ => None,
         };
         Ok(Probe {

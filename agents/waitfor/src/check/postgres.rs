@@ -11,10 +11,20 @@
 //!   `migration_column=version_num` names another version column (Alembic).
 //!
 //! Without a password in the URL, `PGPASSWORD` is used; without a user, `PGUSER` or `postgres`.
-//! TLS is not supported: `sslmode=require` is refused at start, `prefer` connects in clear.
-use std::{cmp::Ordering, str::FromStr};
+//!
+//! TLS: `common::pg_tls` (shared with pgbackup), libpq's `sslmode` semantics over rustls
+//! (`sslmode=` in the URL, else `PGSSLMODE`; default `prefer`): `disable` never; `prefer` when
+//! the server offers it, unverified; `require` always, verified against `sslrootcert` when one
+//! is given; `verify-ca` the chain; `verify-full` the chain and the host name. `sslrootcert`,
+//! `sslcert`, `sslkey` come from the URL or `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY`.
+use std::{cmp::Ordering, str::FromStr, sync::Arc};
 
-use tokio_postgres::{config::Host, error::SqlState, Config, NoTls};
+use common::pg_tls::{self, RustlsConnect, SslFiles};
+use tokio_postgres::{
+    config::{Host, SslMode},
+    error::SqlState,
+    Config, NoTls,
+};
 use url::Url;
 
 use crate::{
@@ -31,6 +41,8 @@ pub struct PgTarget {
     port: u16,
     tables: Vec<String>,
     migration: Option<Migration>,
+    /// The TLS configuration, unless `sslmode=disable`.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 #[derive(Debug, Clone)]
@@ -77,9 +89,20 @@ impl PgTarget {
         let mut mig_table = None;
         let mut column = None;
         let mut min_version = None;
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let mut sslmode = None;
+        let mut files = SslFiles {
+            rootcert: env("PGSSLROOTCERT"),
+            cert: env("PGSSLCERT").map(Into::into),
+            key: env("PGSSLKEY").map(Into::into),
+        };
         let mut rest = Vec::new();
         for (k, v) in url.query_pairs() {
             match k.as_ref() {
+                "sslmode" => sslmode = Some(v.into_owned()),
+                "sslrootcert" => files.rootcert = Some(v.into_owned()),
+                "sslcert" => files.cert = Some(v.as_ref().into()),
+                "sslkey" => files.key = Some(v.as_ref().into()),
                 "table" => tables.push(identifier("table", &v)?),
                 "migration_table" => mig_table = Some(identifier("migration_table", &v)?),
                 "migration_column" => column = Some(identifier("migration_column", &v)?),
@@ -110,9 +133,15 @@ impl PgTarget {
                 common::secret::redact(&e.to_string())
             )
         })?;
-        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-            return Err("sslmode=require is not supported (no TLS for PostgreSQL yet); use sslmode=prefer or disable".to_string());
-        }
+        let sslmode = sslmode.or_else(|| env("PGSSLMODE"));
+        let (mode, verify) = pg_tls::plan(sslmode.as_deref(), &files).map_err(|e| {
+            format!("{e}: expected disable, allow, prefer, require, verify-ca or verify-full")
+        })?;
+        config.ssl_mode(mode);
+        let tls = match mode {
+            SslMode::Disable => None,
+            _ => Some(pg_tls::client_config(verify, &files)?),
+        };
         let host = match config.get_hosts().first() {
             Some(Host::Tcp(h)) => h.clone(),
             Some(_) => {
@@ -139,18 +168,33 @@ impl PgTarget {
                 column: column.unwrap_or_else(|| "version".to_string()),
                 min_version,
             }),
+            tls,
         })
     }
 
     /// Connects, logs in, runs the queries.
     pub async fn check(&self, resolver: &Resolver) -> CheckResult {
         let stream = resolver.connect(&self.host, self.port).await?;
-        let (client, conn) = self
-            .config
-            .connect_raw(stream, NoTls)
-            .await
-            .map_err(|e| pg_failure(&e))?;
-        let driver = tokio::spawn(conn);
+        let (client, driver) = match &self.tls {
+            None => {
+                let (client, conn) = self
+                    .config
+                    .connect_raw(stream, NoTls)
+                    .await
+                    .map_err(|e| pg_failure(&e))?;
+                (client, tokio::spawn(async move { drop(conn.await) }))
+            }
+            Some(config) => {
+                let tls = RustlsConnect::new(config.clone(), &self.host)
+                    .map_err(|e| Failure::not_ready(format!("TLS: {e}")))?;
+                let (client, conn) = self
+                    .config
+                    .connect_raw(stream, tls)
+                    .await
+                    .map_err(|e| pg_failure(&e))?;
+                (client, tokio::spawn(async move { drop(conn.await) }))
+            }
+        };
         let result = self.queries(&client).await;
         drop(client);
         let _ = driver.await;
@@ -307,9 +351,19 @@ mod tests {
         assert!(target("postgres://db/x?min_version=3")
             .unwrap_err()
             .contains("migration_table"));
-        assert!(target("postgres://db/x?sslmode=require")
-            .unwrap_err()
-            .contains("sslmode"));
+        let t = target("postgres://db/x?sslmode=require").unwrap();
+        assert_eq!(t.config.get_ssl_mode(), SslMode::Require);
+        assert!(t.tls.is_some());
+        assert!(target("postgres://db/x?sslmode=disable")
+            .unwrap()
+            .tls
+            .is_none());
+        // As libpq: a root certificate is used by require, verify-ca and verify-full only.
+        assert!(target("postgres://db/x?sslrootcert=/nonexistent/root.crt").is_ok());
+        let e = target("postgres://db/x?sslmode=verify-ca&sslrootcert=/nonexistent/root.crt")
+            .unwrap_err();
+        assert!(e.contains("/nonexistent/root.crt"), "{e}");
+        assert!(target("postgres://db/x?sslmode=verify-full").is_err());
         assert!(target("postgres://db/x?bogus=1").is_err());
     }
 

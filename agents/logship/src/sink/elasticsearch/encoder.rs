@@ -2,8 +2,6 @@
 //! (`<fingerprint:016x>-<offset:x>`), so a record sent twice (a retry, a restart) is stored
 //! once and the second answer is a 409 that counts as delivered. `create` is also the only
 //! operation data streams accept.
-use std::io::Write as _;
-
 /// Encodes action lines; the index name is the pattern formatted with the record's date.
 #[derive(Debug)]
 pub struct ActionEncoder {
@@ -25,19 +23,16 @@ impl ActionEncoder {
         }
     }
 
-    /// The index for a record stamped `timestamp` (`2026-11-26T15:04:05.123Z`).
+    /// The index for a record stamped `timestamp` (RFC 3339: `2026-11-26T15:04:05.123Z`,
+    /// `2026-11-26T16:04:05+01:00`); the date is taken in UTC.
     fn index(&mut self, timestamp: &str) -> &str {
-        if self.dated {
-            // Keyed by the second: patterns finer than that are not useful for indices.
-            let key = timestamp.get(..19).unwrap_or(timestamp);
-            if self.cache.0 != key {
-                let name = chrono::DateTime::parse_from_rfc3339(timestamp)
-                    .map(|t| t.with_timezone(&chrono::Utc))
-                    .unwrap_or_else(|_| chrono::Utc::now())
-                    .format(&self.pattern)
-                    .to_string();
-                self.cache = (key.to_string(), json(&name));
-            }
+        if self.dated && !same_second(&self.cache.0, timestamp) {
+            let name = chrono::DateTime::parse_from_rfc3339(timestamp)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .unwrap_or_else(|_| chrono::Utc::now())
+                .format(&self.pattern)
+                .to_string();
+            self.cache = (timestamp.to_string(), json(&name));
         }
         &self.cache.1
     }
@@ -47,7 +42,33 @@ impl ActionEncoder {
         out.extend_from_slice(b"{\"create\":{\"_index\":");
         let index = self.index(timestamp);
         out.extend_from_slice(index.as_bytes());
-        let _ = writeln!(out, ",\"_id\":\"{fingerprint:016x}-{offset:x}\"}}}}");
+        out.extend_from_slice(b",\"_id\":\"");
+        push_id(out, fingerprint, offset);
+        out.extend_from_slice(b"\"}}\n");
+    }
+}
+
+/// True when two RFC 3339 timestamps name the same second in the same zone (they differ at
+/// most in their fraction): patterns finer than a second are not useful for indices.
+fn same_second(a: &str, b: &str) -> bool {
+    fn split(t: &str) -> (&str, &str) {
+        let (head, rest) = t.split_at(t.len().min(19));
+        let zone = rest.trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+        (head, zone)
+    }
+    !a.is_empty() && split(a) == split(b)
+}
+
+/// `<fingerprint:016x>-<offset:x>` without the formatting machinery (it is per record).
+fn push_id(out: &mut Vec<u8>, fingerprint: u64, offset: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..16).rev() {
+        out.push(HEX[(fingerprint >> (shift * 4)) as usize & 15]);
+    }
+    out.push(b'-');
+    let digits = (64 - offset.leading_zeros()).div_ceil(4).max(1);
+    for shift in (0..digits).rev() {
+        out.push(HEX[(offset >> (shift * 4)) as usize & 15]);
     }
 }
 
@@ -101,5 +122,25 @@ mod tests {
         assert!(String::from_utf8(out)
             .unwrap()
             .contains(r#""_index":"logs-app-default""#));
+    }
+
+    #[test]
+    fn the_index_date_is_utc_and_the_cache_tells_zones_apart() {
+        let mut e = ActionEncoder::new("logs-%Y.%m.%d", false);
+        assert_eq!(e.index("2025-01-03T00:00:01+01:00"), "\"logs-2025.01.02\"");
+        assert_eq!(e.index("2025-01-03T00:00:01Z"), "\"logs-2025.01.03\"");
+        assert_eq!(e.index("2025-01-03T00:00:01.5Z"), "\"logs-2025.01.03\"");
+        assert!(same_second(
+            "2025-01-03T00:00:01.123Z",
+            "2025-01-03T00:00:01.999Z"
+        ));
+        let mut id = Vec::new();
+        push_id(&mut id, u64::MAX, 0);
+        push_id(&mut id, 1, 0xdead_beef);
+        assert_eq!(id, b"ffffffffffffffff-00000000000000001-deadbeef");
+        assert!(!same_second(
+            "2025-01-03T00:00:01Z",
+            "2025-01-03T00:00:01+01:00"
+        ));
     }
 }

@@ -55,6 +55,9 @@ struct ItemError {
 /// (`"errors": false`), else each record's outcome in order. An answer that cannot be read or
 /// does not match the records is an error (the request is retried as a whole).
 pub fn parse(body: &[u8], sent: usize) -> Result<Option<Vec<ItemOutcome>>, String> {
+    if no_errors_up_front(body) {
+        return Ok(None);
+    }
     let head: Head =
         serde_json::from_slice(body).map_err(|e| format!("unreadable bulk response: {e}"))?;
     if !head.errors {
@@ -79,6 +82,31 @@ pub fn parse(body: &[u8], sent: usize) -> Result<Option<Vec<ItemOutcome>>, Strin
         })
         .collect();
     Ok(Some(outcomes))
+}
+
+/// True when the answer opens with a top-level `"errors":false` before its `"items"`, as
+/// Elasticsearch and OpenSearch write it (`{"took":3,"errors":false,"items":[...]}`). Then the
+/// items (about 100 bytes of JSON per record) need not be walked at all: skipping them was a
+/// tenth of logship's CPU. Anything else takes the full parse.
+fn no_errors_up_front(body: &[u8]) -> bool {
+    let head = &body[..body.len().min(512)];
+    let Some(items) = find(head, b"\"items\"") else {
+        return false;
+    };
+    let head = &head[..items];
+    if head.first() != Some(&b'{') || head[1..].iter().any(|&b| matches!(b, b'{' | b'[')) {
+        return false;
+    }
+    let Some(at) = find(head, b"\"errors\"") else {
+        return false;
+    };
+    let rest = head[at + 8..].trim_ascii_start();
+    rest.strip_prefix(b":")
+        .is_some_and(|r| r.trim_ascii_start().starts_with(b"false"))
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 fn classify(item: Item) -> ItemOutcome {
@@ -163,6 +191,17 @@ mod tests {
             None
         );
         assert!(parse(br#"{"took":1,"errors":true,"items":[]}"#, 1).is_err());
+        assert!(no_errors_up_front(
+            br#"{"took":1, "errors" : false, "items":[]}"#
+        ));
+        assert!(!no_errors_up_front(
+            br#"{"took":1,"errors":true,"items":[]}"#
+        ));
+        // Only a top-level flag counts.
+        assert!(!no_errors_up_front(
+            br#"{"x":{"errors":false},"errors":true,"items":[]}"#
+        ));
+        assert!(!no_errors_up_front(br#"{"errors":false}"#));
         assert!(parse(b"<html>", 1).is_err());
     }
 }

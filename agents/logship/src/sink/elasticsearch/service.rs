@@ -61,6 +61,9 @@ impl EsClient {
             .timeout(s.timeout)
             .connect_timeout(s.timeout.min(std::time::Duration::from_secs(10)))
             .pool_max_idle_per_host(s.max_in_flight)
+            // An idle connection keeps its read buffer (grown to the largest bulk answer): let
+            // it go soon after a burst so an idle logship holds no buffers.
+            .pool_idle_timeout(std::time::Duration::from_secs(5))
             .danger_accept_invalid_certs(s.tls_insecure);
         if let Some(ca) = &s.ca_file {
             let pem = std::fs::read(ca).map_err(|e| {
