@@ -18,7 +18,8 @@
 //! Optional parts, behind cargo features, for what two agents share:
 //! `tail` (the file tailing engine), `parse` (log line formats), `tls` (rustls helpers),
 //! `mimalloc` (the hot-path agents' allocator, and giving free memory back when idle),
-//! `postgres-tls` (libpq's sslmode over rustls for tokio-postgres).
+//! `postgres-tls` (libpq's sslmode over rustls for tokio-postgres), `http-client` (the
+//! outgoing reqwest client with a CA file and an insecure switch).
 //!
 //! No `unsafe` anywhere, except the one argument-less FFI call in `alloc` (denied by default,
 //! allowed at that call only).
@@ -29,6 +30,8 @@ pub mod admin;
 pub mod alloc;
 pub mod config;
 mod error;
+#[cfg(feature = "http-client")]
+pub mod http_client;
 pub mod log;
 pub mod metrics;
 pub mod readiness;

@@ -163,6 +163,15 @@ pub struct Config {
     #[arg(long, env = "LOG2JSON_HTTP_FLUSH_INTERVAL", default_value = "1s", value_name = "DURATION", value_parser = parse_duration)]
     pub http_flush_interval: Duration,
 
+    /// HTTP output (and ELASTICSEARCH_HOST): PEM file of CA certificates trusted in addition
+    /// to the built-in roots, for an https endpoint with a private CA.
+    #[arg(long, env = "LOG2JSON_HTTP_CA_FILE", value_name = "FILE")]
+    pub http_ca_file: Option<std::path::PathBuf>,
+
+    /// HTTP output: do not verify the server's certificate (test clusters only).
+    #[arg(long, env = "LOG2JSON_HTTP_TLS_INSECURE", default_value = "false", value_name = "BOOL", value_parser = common::config::parse_bool, num_args = 0..=1, default_missing_value = "true")]
+    pub http_tls_insecure: bool,
+
     /// HTTP output: timeout of one POST.
     #[arg(long, env = "LOG2JSON_HTTP_TIMEOUT", default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
     pub http_timeout: Duration,
@@ -239,6 +248,8 @@ pub struct Settings {
     pub http_flush_interval: Duration,
     /// HTTP request timeout.
     pub http_timeout: Duration,
+    /// TLS of the HTTP output.
+    pub http_tls: common::http_client::ClientTls,
     /// Elasticsearch index for bulk.
     pub es_index: String,
 }
@@ -381,6 +392,10 @@ impl Config {
             http_batch_bytes: (self.http_batch_bytes as usize).max(1),
             http_flush_interval: self.http_flush_interval,
             http_timeout: self.http_timeout,
+            http_tls: common::http_client::ClientTls {
+                ca_file: self.http_ca_file.clone(),
+                insecure: self.http_tls_insecure,
+            },
             es_index: self.es_index,
         })
     }

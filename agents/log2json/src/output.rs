@@ -41,7 +41,7 @@ impl Sink {
                 s.output_max_files,
             )?),
             OutputTarget::Http { url, bulk } => {
-                Sink::Http(HttpSink::new(url, *bulk, s.http_timeout)?)
+                Sink::Http(HttpSink::new(url, *bulk, s.http_timeout, &s.http_tls)?)
             }
         })
     }
@@ -191,13 +191,22 @@ pub struct HttpSink {
 }
 
 impl HttpSink {
-    /// A sink POSTing to `url`.
-    pub fn new(url: &str, bulk: bool, timeout: Duration) -> Result<Self, Error> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .user_agent(concat!("podmates-log2json/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::Output(format!("cannot build the HTTP client: {e}")))?;
+    /// A sink POSTing to `url`, trusting `tls`'s CA file besides the built-in roots.
+    pub fn new(
+        url: &str,
+        bulk: bool,
+        timeout: Duration,
+        tls: &common::http_client::ClientTls,
+    ) -> Result<Self, Error> {
+        let client = common::http_client::builder(
+            concat!("podmates-log2json/", env!("CARGO_PKG_VERSION")),
+            tls,
+            "--http-ca-file",
+        )
+        .map_err(Error::Output)?
+        .timeout(timeout)
+        .build()
+        .map_err(|e| Error::Output(format!("cannot build the HTTP client: {e}")))?;
         Ok(HttpSink {
             client,
             url: url.to_string(),

@@ -269,3 +269,99 @@ fn file_output_rotates() {
         .trim_end()
     );
 }
+
+/// An HTTPS server with a self-signed certificate for `localhost`: answers every request 200
+/// and keeps the bodies. Returns the port, the certificate (PEM) and what arrived.
+fn https_server() -> (u16, String, Requests) {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![ck.cert.der().clone()],
+            rustls::pki_types::PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()).into(),
+        )
+        .unwrap(),
+    );
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let seen = got.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(s) = s else { continue };
+            let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+            let mut r = BufReader::new(rustls::StreamOwned::new(conn, s));
+            let mut line = String::new();
+            // A client that refuses the certificate ends the handshake: no request.
+            if r.read_line(&mut line).is_err() || line.is_empty() {
+                continue;
+            }
+            let path = line.split(' ').nth(1).unwrap_or("").to_string();
+            let mut len = 0;
+            loop {
+                let mut h = String::new();
+                r.read_line(&mut h).unwrap();
+                if h.trim().is_empty() {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+            let mut b = vec![0; len];
+            r.read_exact(&mut b).unwrap();
+            seen.lock()
+                .unwrap()
+                .push((path, String::from_utf8(b).unwrap()));
+            let tls = r.get_mut();
+            let _ = write!(
+                tls,
+                "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}"
+            );
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }
+    });
+    (port, ck.cert.pem(), got)
+}
+
+#[test]
+fn https_output_with_a_private_ca() {
+    let (port, ca_pem, got) = https_server();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let mut c = bin();
+    c.args([
+        "--format",
+        "logfmt",
+        "--output",
+        &format!("https://localhost:{port}/ingest"),
+        "--http-ca-file",
+    ])
+    .arg(&ca);
+    let (ok, stderr) = run_with_input(c, "a=1\n");
+    assert!(ok, "{stderr}");
+    let got = got.lock().unwrap();
+    assert_eq!(got[0].1, "{\"a\":\"1\"}\n");
+
+    // A CA file that is not there stops start-up (exit 2), naming the option and the file.
+    let mut c = bin();
+    c.args([
+        "--output",
+        "https://localhost:1/x",
+        "--http-ca-file",
+        "/nonexistent/ca.pem",
+    ]);
+    let (status, _, err) = run_to_end(c, Duration::from_secs(20));
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--http-ca-file") && err.contains("/nonexistent/ca.pem"),
+        "{err}"
+    );
+}

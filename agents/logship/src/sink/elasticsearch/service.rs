@@ -54,37 +54,23 @@ impl EsClient {
             v.set_sensitive(true);
             headers.insert(AUTHORIZATION, v);
         }
-        let mut b = reqwest::Client::builder()
-            .use_rustls_tls()
-            .default_headers(headers)
-            .user_agent(concat!("logship/", env!("CARGO_PKG_VERSION")))
-            .timeout(s.timeout)
-            .connect_timeout(s.timeout.min(std::time::Duration::from_secs(10)))
-            .pool_max_idle_per_host(s.max_in_flight)
-            // An idle connection keeps its read buffer (grown to the largest bulk answer): let
-            // it go soon after a burst so an idle logship holds no buffers.
-            .pool_idle_timeout(std::time::Duration::from_secs(5))
-            .danger_accept_invalid_certs(s.tls_insecure);
-        if let Some(ca) = &s.ca_file {
-            let pem = std::fs::read(ca).map_err(|e| {
-                Error::Config(format!("cannot read --es-ca-file {}: {e}", ca.display()))
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                Error::Config(format!(
-                    "invalid value \"{}\" for --es-ca-file: expected PEM certificates ({e})",
-                    ca.display()
-                ))
-            })?;
-            if certs.is_empty() {
-                return Err(Error::Config(format!(
-                    "invalid value \"{}\" for --es-ca-file: no PEM certificate in it",
-                    ca.display()
-                )));
-            }
-            for c in certs {
-                b = b.add_root_certificate(c);
-            }
-        }
+        let tls = common::http_client::ClientTls {
+            ca_file: s.ca_file.clone(),
+            insecure: s.tls_insecure,
+        };
+        let b = common::http_client::builder(
+            concat!("logship/", env!("CARGO_PKG_VERSION")),
+            &tls,
+            "--es-ca-file",
+        )
+        .map_err(Error::Config)?
+        .default_headers(headers)
+        .timeout(s.timeout)
+        .connect_timeout(s.timeout.min(std::time::Duration::from_secs(10)))
+        .pool_max_idle_per_host(s.max_in_flight)
+        // An idle connection keeps its read buffer (grown to the largest bulk answer): let
+        // it go soon after a burst so an idle logship holds no buffers.
+        .pool_idle_timeout(std::time::Duration::from_secs(5));
         let client = b
             .build()
             .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
