@@ -18,8 +18,12 @@
 //!   `--partial-line-timeout`), `invalid_utf8` (bytes were replaced).
 //! - static fields from `--field key.sub=value`, nested by their dots.
 //! - with `--parse FORMAT`, the fields log2json's format extracts, at the root (`message` is
-//!   then the format's message part; a line that does not parse keeps the raw line in
-//!   `message` and gets `parse_error`). The index date stays the read time.
+//!   then the format's message part, or the whole line for formats without one such as access
+//!   logs; a line that does not parse keeps the raw line in `message` and gets `parse_error`).
+//!   The index date (`logs-%Y.%m.%d`) follows `@timestamp`: the line's own time when it was
+//!   parsed, else the read time.
+//! - with `--multiline-*`, one record per group of lines: `message` holds the lines joined
+//!   with `\n`, `log.offset` is the group's first line, and the flags of any of its lines.
 use common::tail::Line;
 
 use crate::{config::ParseSpec, Error};
@@ -95,6 +99,11 @@ impl RecordEncoder {
         let (rec, _parsed) = parser.parse(&line.text);
         if !rec.as_str().contains("\"@timestamp\":") {
             rec.str("@timestamp", timestamp);
+        }
+        // Every record has a `message` (ECS): formats without a message part (access logs)
+        // keep the line itself there.
+        if !rec.as_str().contains("\"message\":") {
+            rec.str("message", &line.text);
         }
         rec.raw("log", std::str::from_utf8(&log).unwrap_or("{}"));
         if self.statics.len() > 1 {

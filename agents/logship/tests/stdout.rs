@@ -151,6 +151,11 @@ fn parse_nginx_lines_with_log2json_formats() {
     assert_eq!(recs[0]["method"], "GET");
     assert_eq!(recs[0]["path"], "/api/items/7");
     assert_eq!(recs[0]["@timestamp"], "2026-11-26T15:04:05Z");
+    assert_eq!(
+        recs[0]["message"],
+        nginx_line(7),
+        "access logs keep the line as message"
+    );
     assert_eq!(recs[0]["log"]["file"]["path"], app.display().to_string());
     assert_eq!(recs[1]["message"], "not an access log line");
     assert!(recs[1]["parse_error"].is_string());
