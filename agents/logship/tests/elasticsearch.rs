@@ -141,14 +141,11 @@ fn permanent_rejects_go_to_the_dead_letter_file_and_the_rest_is_delivered() {
         .collect();
     append(&app, lines.clone());
     let data = dir.path().join("data");
-    let run = spawn(logship(&[
-        "--path",
-        &app.display().to_string(),
-        "--es-url",
-        &es.url(),
-        "--data-dir",
-        &data.display().to_string(),
-    ]));
+    let run = spawn(ship(
+        &app,
+        &es,
+        &["--data-dir", &data.display().to_string()],
+    ));
     let addr = run.proc.wait_ready(LONG);
     wait_until(LONG, "196 documents", || es.doc_count() == 196);
     let dlq = data.join("dead-letter.ndjson");
@@ -200,16 +197,11 @@ fn elasticsearch_down_then_back_loses_nothing_and_memory_stays_flat() {
     es.set_down(true);
     let dir = tempfile::tempdir().unwrap();
     let app = dir.path().join("app.log");
-    let run = spawn(logship(&[
-        "--path",
-        &app.display().to_string(),
-        "--es-url",
-        &es.url(),
-        "--max-buffer",
-        "1MiB",
-        "--retry-max-backoff",
-        "300ms",
-    ]));
+    let run = spawn(ship(
+        &app,
+        &es,
+        &["--max-buffer", "1MiB", "--retry-max-backoff", "300ms"],
+    ));
     let addr = run.proc.admin_addr();
     // Not ready while the sink never answered.
     assert_eq!(http_get(addr, "/readyz").unwrap().status, 503);
@@ -344,16 +336,11 @@ fn rotation_both_ways_while_a_writer_is_busy() {
     let es = FakeEs::start();
     let dir = tempfile::tempdir().unwrap();
     let app = dir.path().join("app.log");
-    let run = spawn(logship(&[
-        "--path",
-        &app.display().to_string(),
-        "--es-url",
-        &es.url(),
-        "--batch-linger",
-        "50ms",
-        "--rescan-interval",
-        "200ms",
-    ]));
+    let run = spawn(ship(
+        &app,
+        &es,
+        &["--batch-linger", "50ms", "--rescan-interval", "200ms"],
+    ));
     run.proc.wait_ready(LONG);
     let n = 9000u64;
     let mut f = std::fs::OpenOptions::new()
@@ -407,21 +394,21 @@ fn gzip_data_stream_and_basic_auth_from_a_file_never_logging_the_secret() {
     append(&app, (0..50).map(nginx_line));
     let pw = dir.path().join("pw");
     std::fs::write(&pw, "s3cr3t-Pa55\n").unwrap();
-    let run = spawn(logship(&[
-        "--path",
-        &app.display().to_string(),
-        "--es-url",
-        &es.url(),
-        "--es-data-stream",
-        "logs-app-default",
-        "--es-gzip",
-        "--es-user",
-        "elastic",
-        "--es-password-file",
-        &pw.display().to_string(),
-        "--log-level",
-        "debug",
-    ]));
+    let run = spawn(ship(
+        &app,
+        &es,
+        &[
+            "--es-data-stream",
+            "logs-app-default",
+            "--es-gzip",
+            "--es-user",
+            "elastic",
+            "--es-password-file",
+            &pw.display().to_string(),
+            "--log-level",
+            "debug",
+        ],
+    ));
     run.proc.wait_ready(LONG);
     wait_until(LONG, "50 documents", || es.doc_count() == 50);
     assert!(es
