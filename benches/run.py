@@ -85,6 +85,7 @@ METRIC_NAMES = {
     "idle_rss": "idle RSS",
     "idle_rss_anon": "idle RSS (anonymous)",
     "idle_cpu_seconds": "idle CPU",
+    "idle_cpu": "idle CPU",
     "idle_cpu_ticks": "idle CPU ticks",
     "latency_p50": "latency p50",
     "latency_p99": "latency p99",

@@ -6,9 +6,10 @@ cd "$(dirname "$0")/.."
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
-# Debian packages: musl-tools for static builds (mimalloc's C part), file for the static-binary
-# check, and the real peers the tests run against.
-apt_packages=(musl-tools file openssl nginx-light prometheus haproxy socat iperf3 podman runc postgresql-client netcat-openbsd gzip time bc libnginx-mod-stream wrk curl catatonit)
+# Debian packages: musl-tools for static builds (mimalloc's C part), lld (logship's function
+# order, see agents/logship/build.rs), file for the static-binary check, and the real peers
+# the tests run against.
+apt_packages=(musl-tools lld file openssl nginx-light prometheus haproxy socat iperf3 podman runc postgresql-client netcat-openbsd gzip time bc libnginx-mod-stream wrk curl catatonit)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -29,8 +29,11 @@ pub fn release_free_memory() {
     }
 }
 
-/// How many quiet ticks in a row release memory after a burst.
-pub const QUIET_RELEASES: u32 = 3;
+/// How many quiet ticks in a row release memory after a burst. Enough ticks (at logship's
+/// 2 s period, 16 s) to outlast what lets go of memory on its own timers after a burst: the
+/// tailer's read buffer after a rescan interval of quiet, idle HTTP connections (and the read
+/// buffers they grew) within twice their 5 s idle timeout.
+pub const QUIET_RELEASES: u32 = 8;
 
 /// Every `period`, reads `activity` (a counter that grows while the agent works, such as lines
 /// read); once it stopped growing after having grown, calls `drop_caches` (the agent lets go of

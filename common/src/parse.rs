@@ -47,7 +47,7 @@ use std::{collections::HashMap, fmt, str::FromStr};
 
 pub use cri::{CriJoiner, CriLine};
 pub use multiline::{Multiline, MultilineConfig, MultilineMode, MultilineOptionError};
-pub use record::{escape_into, Mark, Record};
+pub use record::{escape_into, escape_into_bytes, Mark, Record};
 pub use time::{TimeFormat, Zone};
 
 /// A line format.

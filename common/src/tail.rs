@@ -59,7 +59,8 @@
 //! # Work
 //! One tokio task reads (with plain blocking reads of 256 KiB blocks: regular files in the
 //! page cache, short calls), another writes checkpoints (in `spawn_blocking`). When idle the
-//! reader sleeps until an inotify event, the next rescan, or a partial-line deadline.
+//! reader sleeps until an inotify event, the next rescan, or a partial-line deadline; after a
+//! rescan interval without reads it lets its read buffer go, so an idle tailer holds none.
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use tokio::sync::mpsc;

@@ -1,14 +1,17 @@
 //! Connecting to an upstream: the candidates in balancing order, each of their addresses, a
-//! connect timeout, TCP keepalive and `TCP_USER_TIMEOUT` (a silently dead upstream is noticed),
+//! connect timeout, TCP keepalive and `TCP_USER_TIMEOUT` (a silently dead upstream is noticed;
+//! for plain TCP set by the relay after [`UPSTREAM_OPTIONS_AFTER`]),
 //! then optional TLS origination and a PROXY protocol header. A failure moves on to the next
 //! address and upstream; nothing from the client has been sent yet, so retrying is safe.
 use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
 use common::tls::{server_name, ServerName, TlsConnector};
 use socket2::{SockRef, TcpKeepalive};
+#[cfg(not(target_os = "linux"))]
+use tokio::net::TcpSocket;
 use tokio::{
-    io::AsyncWriteExt,
-    net::{TcpSocket, TcpStream},
+    io::{AsyncWriteExt, Interest},
+    net::TcpStream,
     time::Instant,
 };
 
@@ -19,6 +22,13 @@ use crate::{
     pool::{Pool, Upstream},
     proxy_protocol,
 };
+
+/// When a plain TCP relay sets the upstream socket's keepalive and `TCP_USER_TIMEOUT`: a
+/// connection that ends sooner (one request per connection) spares those four `setsockopt`
+/// calls, and one that lives on gets them long before they matter (the first keepalive probe
+/// comes after `--keepalive` of silence, and the user timeout counts from the first unanswered
+/// retransmission whenever it is set).
+pub const UPSTREAM_OPTIONS_AFTER: Duration = Duration::from_secs(2);
 
 /// TLS origination settings.
 #[derive(Clone)]
@@ -118,6 +128,70 @@ impl Connector {
         None
     }
 
+    /// TCP keepalive and `TCP_USER_TIMEOUT` on an upstream socket, so a silently dead
+    /// upstream is noticed.
+    pub fn set_upstream_options(&self, socket: &impl std::os::fd::AsFd) -> io::Result<()> {
+        let s = SockRef::from(socket);
+        if !self.keepalive.is_zero() {
+            let mut ka = TcpKeepalive::new()
+                .with_time(self.keepalive)
+                .with_interval(Duration::from_secs(10).min(self.keepalive));
+            // With TCP_USER_TIMEOUT set, Linux ends a connection whose probes go unanswered
+            // for that long and ignores the probe count: spare that setsockopt.
+            if self.user_timeout.is_zero() || !cfg!(target_os = "linux") {
+                ka = ka.with_retries(3);
+            }
+            s.set_tcp_keepalive(&ka)?;
+        }
+        if !self.user_timeout.is_zero() {
+            s.set_tcp_user_timeout(Some(self.user_timeout))?;
+        }
+        Ok(())
+    }
+
+    /// A TCP connection with `TCP_NODELAY` (and, under TLS, the upstream options: a plain
+    /// upstream gets them from the relay once the connection has lived for
+    /// [`UPSTREAM_OPTIONS_AFTER`], see `finish` in `proxy`).
+    #[cfg(target_os = "linux")]
+    async fn tcp_connect(&self, addr: SocketAddr) -> io::Result<TcpStream> {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), None)?;
+        if self.tls.is_some() {
+            self.set_upstream_options(&socket)?;
+        }
+        socket.set_tcp_nodelay(true)?;
+        match socket.connect(&addr.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Err(e),
+        }
+        let stream = TcpStream::from_std(socket.into())?;
+        // tokio's own connect asks every new socket for its error (`getsockopt(SO_ERROR)`);
+        // the readiness already tells a failed connect (error or hang-up) from one that
+        // worked, so the error is only fetched for a failure: one syscall less per connection.
+        let ready = stream.ready(Interest::WRITABLE | Interest::ERROR).await?;
+        if ready.is_error() || ready.is_write_closed() || !ready.is_writable() {
+            return Err(stream
+                .take_error()?
+                .unwrap_or_else(|| io::ErrorKind::NotConnected.into()));
+        }
+        Ok(stream)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    async fn tcp_connect(&self, addr: SocketAddr) -> io::Result<TcpStream> {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        if self.tls.is_some() {
+            self.set_upstream_options(&socket)?;
+        }
+        socket.set_nodelay(true)?;
+        socket.connect(addr).await
+    }
+
     async fn attempt(
         &self,
         up: &Upstream,
@@ -125,26 +199,7 @@ impl Connector {
         client: SocketAddr,
         local: SocketAddr,
     ) -> io::Result<UpStream> {
-        let socket = if addr.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        {
-            let s = SockRef::from(&socket);
-            if !self.keepalive.is_zero() {
-                let ka = TcpKeepalive::new()
-                    .with_time(self.keepalive)
-                    .with_interval(Duration::from_secs(10).min(self.keepalive))
-                    .with_retries(3);
-                s.set_tcp_keepalive(&ka)?;
-            }
-            if !self.user_timeout.is_zero() {
-                s.set_tcp_user_timeout(Some(self.user_timeout))?;
-            }
-        }
-        socket.set_nodelay(true)?;
-        let mut stream = socket.connect(addr).await?;
+        let mut stream = self.tcp_connect(addr).await?;
         let header = proxy_protocol::header(self.proxy_protocol, client, local);
         if !header.is_empty() {
             stream.write_all(&header).await?;
@@ -157,14 +212,21 @@ impl Connector {
                     None => server_name(&up.host)
                         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
                 };
-                let s = tls.connector.connect(name, stream).await.map_err(|e| {
-                    // Handshake failures are reported as InvalidData so they count as "tls".
-                    if e.kind() == io::ErrorKind::InvalidData {
-                        e
-                    } else {
-                        io::Error::new(io::ErrorKind::InvalidData, format!("TLS handshake: {e}"))
-                    }
-                })?;
+                // Boxed: the handshake's state is large, and would size every connection's
+                // task (plain ones included) otherwise.
+                let s = Box::pin(tls.connector.connect(name, stream))
+                    .await
+                    .map_err(|e| {
+                        // Handshake failures are reported as InvalidData so they count as "tls".
+                        if e.kind() == io::ErrorKind::InvalidData {
+                            e
+                        } else {
+                            io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                format!("TLS handshake: {e}"),
+                            )
+                        }
+                    })?;
                 Ok(UpStream::Tls(Box::new(s)))
             }
         }

@@ -6,7 +6,9 @@
 //! - [`resolve`]: upstream names (IP literals, an optional hosts file, DNS).
 //! - [`pool`]: a route's upstreams: addresses, balancing, passive health and ejection.
 //! - [`connect`]: connecting to an upstream (timeouts, keepalive, TLS origination, PROXY header).
-//! - [`proxy`]: the accept loop and one connection's life.
+//! - [`listen`]: the listening sockets, one per event loop.
+//! - [`proxy`]: the accept loop and one connection's life; [`heartbeat`] keeps arming a
+//!   connect timeout from interrupting an event loop's wait.
 //! - [`relay`] and `splice`: moving the bytes (buffered for TLS; between plain sockets a
 //!   read/write through a per-thread buffer for small messages, splice(2) for bulk).
 //! - [`tasks`]: background work: re-resolution, active health checks, readiness.
@@ -20,7 +22,7 @@
 use std::{process::ExitCode, sync::Arc, time::Duration};
 
 use common::{admin::Endpoint, runtime::Build, Agent, AgentInfo, Context, Flavor};
-use tokio::{net::TcpListener, sync::Semaphore};
+use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::info;
 
@@ -28,6 +30,8 @@ pub mod config;
 pub mod connect;
 pub mod events;
 pub mod fdlimit;
+pub mod heartbeat;
+pub mod listen;
 pub mod metrics;
 pub mod pool;
 pub mod proxy;
@@ -219,7 +223,7 @@ impl Agent for Ambassador {
         let shared = Arc::new(Shared {
             metrics,
             stop_accepting: CancellationToken::new(),
-            force_close: CancellationToken::new(),
+            force_close: relay::ForceClose::new(),
             connections: TaskTracker::new(),
         });
         Ok(Ambassador {
@@ -247,12 +251,10 @@ impl Agent for Ambassador {
         }
         let mut listeners = Vec::new();
         for spec in &specs {
-            let listener = TcpListener::bind(spec.listen)
-                .await
-                .map_err(|source| Error::Bind {
-                    addr: spec.listen,
-                    source,
-                })?;
+            let listener = listen::bind(spec.listen).map_err(|source| Error::Bind {
+                addr: spec.listen,
+                source,
+            })?;
             listeners.push(listener);
         }
         let resolver = resolve::Resolver::new(config.hosts_file.clone());
@@ -313,17 +315,17 @@ impl Agent for Ambassador {
             .emit();
             let max = spec.options.max_connections;
             let limit = (max > 0).then(|| Arc::new(Semaphore::new(max)));
-            let listener = listener.into_std().map_err(|source| Error::Bind {
+            // Every event loop accepts on a listening socket of its own (or, failing that, its
+            // own registration of a shared one), then relays what it accepted: no hand-off
+            // between threads.
+            let listen::Listeners {
+                sockets,
+                set_nodelay,
+            } = listen::per_loop(listener, loops.len()).map_err(|source| Error::Bind {
                 addr: spec.listen,
                 source,
             })?;
-            // Every event loop accepts on its own registration of the same listening socket,
-            // then relays what it accepted: no hand-off between threads.
-            for handle in &loops {
-                let listener = listener.try_clone().map_err(|source| Error::Bind {
-                    addr: spec.listen,
-                    source,
-                })?;
+            for (handle, listener) in loops.iter().zip(sockets) {
                 accepting.spawn_on(
                     proxy::serve(
                         Route {
@@ -331,6 +333,7 @@ impl Agent for Ambassador {
                             limit: limit.clone(),
                             listener,
                             config: rc.clone(),
+                            set_nodelay,
                         },
                         shared.clone(),
                     ),

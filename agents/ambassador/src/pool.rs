@@ -212,8 +212,17 @@ impl Pool {
     /// The upstreams a new connection tries, in order: those in rotation by the balancing
     /// policy; when none is, every upstream with addresses (fail open rather than refuse).
     pub fn candidates(&self) -> Vec<Arc<Upstream>> {
-        let now = Instant::now();
         let n = self.upstreams.len();
+        if n == 1 {
+            // In rotation or not, a single upstream is tried when it has addresses.
+            let up = &self.upstreams[0];
+            return if up.has_addrs() {
+                vec![up.clone()]
+            } else {
+                Vec::new()
+            };
+        }
+        let now = Instant::now();
         let start = self.rr.fetch_add(1, Ordering::Relaxed) % n.max(1);
         let mut order: Vec<Arc<Upstream>> = (0..n)
             .map(|i| self.upstreams[(start + i) % n].clone())
@@ -244,6 +253,10 @@ impl Pool {
     /// A connect to `up` succeeded: it is back in rotation.
     pub fn record_success(&self, up: &Upstream) {
         let mut h = lock(&up.health);
+        if h.failures == 0 && h.ejections == 0 && h.ejected_until.is_none() {
+            // Healthy already (the usual case): nothing to reset, the gauge is current.
+            return;
+        }
         let was_ejected = h.ejected_until.is_some();
         *h = Health::default();
         drop(h);

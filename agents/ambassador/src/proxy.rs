@@ -19,7 +19,7 @@ use crate::{
     events,
     metrics::{Metrics, RouteLabels},
     pool::Pool,
-    relay::{self, set_reset_on_close, End, Outcome, Socket},
+    relay::{self, set_reset_on_close, End, ForceClose, Outcome, Socket},
 };
 
 /// One route's settings at run time (from its options in the routes file, else the flags).
@@ -48,7 +48,7 @@ pub struct Shared {
     /// Trips to stop accepting.
     pub stop_accepting: CancellationToken,
     /// Trips to close open connections (end of the drain).
-    pub force_close: CancellationToken,
+    pub force_close: ForceClose,
     /// Tracks connection tasks.
     pub connections: TaskTracker,
 }
@@ -63,6 +63,9 @@ pub struct Route {
     pub listener: std::net::TcpListener,
     /// Its settings.
     pub config: Arc<RouteConfig>,
+    /// Set `TCP_NODELAY` on each accepted socket (false when the listener has it: accepted
+    /// sockets inherit it on Linux, which spares a syscall per connection).
+    pub set_nodelay: bool,
 }
 
 /// Accepts until `stop_accepting` trips; connections run on the calling event loop.
@@ -81,8 +84,17 @@ pub async fn serve(route: Route, shared: Arc<Shared>) {
             route: route.pool.route.clone(),
         })
         .clone();
+    // One child of the forced-close token per event loop: each connection polls it on every
+    // wakeup, and a token of its own keeps that lock on this thread's cache.
+    let force_close = shared.force_close.child();
+    let stop = shared.stop_accepting.cancelled();
+    tokio::pin!(stop);
+    let set_nodelay = route.set_nodelay;
+    crate::heartbeat::start();
     loop {
         let (client, peer) = tokio::select! {
+            biased;
+            _ = &mut stop => break,
             r = listener.accept() => match r {
                 Ok(c) => c,
                 Err(error) => {
@@ -92,9 +104,11 @@ pub async fn serve(route: Route, shared: Arc<Shared>) {
                     continue;
                 }
             },
-            _ = shared.stop_accepting.cancelled() => break,
         };
         accepted.inc();
+        if set_nodelay {
+            let _ = client.set_nodelay(true);
+        }
         let permit = match &route.limit {
             None => None,
             Some(sem) => match sem.clone().try_acquire_owned() {
@@ -111,25 +125,27 @@ pub async fn serve(route: Route, shared: Arc<Shared>) {
                 Err(_) => None,
             },
         };
-        let (pool, rc, shared2, limit) = (
+        let (pool, rc, shared2, limit, close) = (
             route.pool.clone(),
             route.config.clone(),
             shared.clone(),
             route.limit.clone(),
+            force_close.clone(),
         );
         shared.connections.spawn(async move {
+            let _open = crate::heartbeat::Open::new();
             let _permit = match (permit, limit) {
                 (Some(p), _) => p,
                 (None, Some(sem)) => tokio::select! {
                     p = sem.acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-                    _ = shared2.force_close.cancelled() => return,
+                    _ = close.cancelled() => return,
                 },
                 (None, None) => {
-                    handle(client, peer, &pool, &rc, &shared2).await;
+                    handle(client, peer, &pool, &rc, &shared2, &close).await;
                     return;
                 }
             };
-            handle(client, peer, &pool, &rc, &shared2).await;
+            handle(client, peer, &pool, &rc, &shared2, &close).await;
         });
     }
     debug!(route = %route.pool.route, "stopped accepting");
@@ -141,9 +157,10 @@ async fn handle(
     pool: &Pool,
     rc: &RouteConfig,
     shared: &Shared,
+    force_close: &ForceClose,
 ) {
-    let started = Instant::now();
-    let _ = client.set_nodelay(true);
+    // Only the access log uses it.
+    let started = rc.access_log.then(Instant::now);
     // The local address only goes into a PROXY header: spare the syscall otherwise.
     let local = match rc.connector.proxy_protocol {
         ProxyProtocol::Off => peer,
@@ -154,36 +171,41 @@ async fn handle(
             let Some(up) = connect(pool, rc, shared, peer, local).await else {
                 return;
             };
-            finish(client, up, peer, pool, rc, shared, started).await;
+            finish(client, up, peer, pool, rc, force_close, started).await;
         }
+        // Boxed: the TLS states are large, and a connection's task is as big as its largest
+        // state, plain connections included (spawn copies it, an idle connection holds it).
         Some(acceptor) => {
-            let timeout = rc.connector.timeout;
-            let tls = match tokio::time::timeout(timeout, acceptor.accept(client)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(error)) => {
-                    debug!(route = %pool.route, client = %peer, %error, "TLS handshake failed");
-                    events::ConnectionRejected {
-                        route: &pool.route,
-                        client: peer,
-                        reason: "tls_handshake",
+            Box::pin(async move {
+                let timeout = rc.connector.timeout;
+                let tls = match tokio::time::timeout(timeout, acceptor.accept(client)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(error)) => {
+                        debug!(route = %pool.route, client = %peer, %error, "TLS handshake failed");
+                        events::ConnectionRejected {
+                            route: &pool.route,
+                            client: peer,
+                            reason: "tls_handshake",
+                        }
+                        .emit(&shared.metrics);
+                        return;
                     }
-                    .emit(&shared.metrics);
-                    return;
-                }
-                Err(_) => {
-                    events::ConnectionRejected {
-                        route: &pool.route,
-                        client: peer,
-                        reason: "tls_handshake",
+                    Err(_) => {
+                        events::ConnectionRejected {
+                            route: &pool.route,
+                            client: peer,
+                            reason: "tls_handshake",
+                        }
+                        .emit(&shared.metrics);
+                        return;
                     }
-                    .emit(&shared.metrics);
+                };
+                let Some(up) = connect(pool, rc, shared, peer, local).await else {
                     return;
-                }
-            };
-            let Some(up) = connect(pool, rc, shared, peer, local).await else {
-                return;
-            };
-            finish(tls, up, peer, pool, rc, shared, started).await;
+                };
+                finish(tls, up, peer, pool, rc, force_close, started).await;
+            })
+            .await
         }
     }
 }
@@ -222,11 +244,10 @@ async fn finish<C: ClientStream>(
     peer: SocketAddr,
     pool: &Pool,
     rc: &RouteConfig,
-    shared: &Shared,
-    started: Instant,
+    cancel: &ForceClose,
+    started: Option<Instant>,
 ) {
     let _active = up.upstream.open();
-    let cancel = &shared.force_close;
     let counters = &up.upstream.metrics.bytes;
     let outcome: Outcome = match up.stream {
         UpStream::Plain(mut u) => {
@@ -234,6 +255,11 @@ async fn finish<C: ClientStream>(
             let out = match plain_client {
                 #[cfg(target_os = "linux")]
                 Some(c) => {
+                    let options = |s: &TcpStream| {
+                        if let Err(error) = rc.connector.set_upstream_options(s) {
+                            debug!(route = %pool.route, %error, "cannot set keepalive on the upstream socket");
+                        }
+                    };
                     let out = crate::splice::relay_tcp(
                         c,
                         &mut u,
@@ -242,20 +268,24 @@ async fn finish<C: ClientStream>(
                         rc.idle_timeout,
                         cancel,
                         counters,
+                        Some(&options),
                     )
                     .await;
                     reset_side(&out.end, c, &u);
                     out
                 }
                 _ => {
-                    let out = relay::relay(
+                    if let Err(error) = rc.connector.set_upstream_options(&u) {
+                        debug!(route = %pool.route, %error, "cannot set keepalive on the upstream socket");
+                    }
+                    let out = Box::pin(relay::relay(
                         &mut client,
                         &mut u,
                         rc.buffer_size,
                         rc.idle_timeout,
                         cancel,
                         counters,
-                    )
+                    ))
                     .await;
                     reset_side(&out.end, client.tcp(), &u);
                     out
@@ -264,14 +294,14 @@ async fn finish<C: ClientStream>(
             out
         }
         UpStream::Tls(mut u) => {
-            let out = relay::relay(
+            let out = Box::pin(relay::relay(
                 &mut client,
                 &mut *u,
                 rc.buffer_size,
                 rc.idle_timeout,
                 cancel,
                 counters,
-            )
+            ))
             .await;
             reset_side(&out.end, client.tcp(), u.tcp());
             out
@@ -288,7 +318,7 @@ async fn finish<C: ClientStream>(
             client: peer,
             upstream: &up.upstream.label,
             upstream_addr: up.addr,
-            duration: started.elapsed(),
+            duration: started.map(|t| t.elapsed()).unwrap_or_default(),
             bytes_to_upstream: outcome.to_upstream,
             bytes_to_client: outcome.to_client,
             reason: outcome.end.reason(),

@@ -13,7 +13,11 @@ use std::{
     future::{poll_fn, Future},
     io,
     pin::Pin,
-    task::{ready, Context, Poll},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    task::{ready, Context, Poll, Waker},
     time::Duration,
 };
 
@@ -114,38 +118,127 @@ pub fn set_reset_on_close(s: &TcpStream) {
     let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
 }
 
-/// Watches the idle timeout and the forced close, shared by both engines.
+/// The forced close of every open connection at the end of the drain: a flag that each
+/// connection reads on every wakeup (one atomic load), and a token that wakes them.
+#[derive(Debug, Clone, Default)]
+pub struct ForceClose {
+    flag: Arc<AtomicBool>,
+    token: CancellationToken,
+}
+
+impl ForceClose {
+    /// Not tripped yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Closes every connection watching this or a child.
+    pub fn cancel(&self) {
+        self.flag.store(true, Ordering::Release);
+        self.token.cancel();
+    }
+
+    /// True once [`ForceClose::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.flag.load(Ordering::Acquire)
+    }
+
+    /// Completes once tripped.
+    pub fn cancelled(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.token.cancelled()
+    }
+
+    /// The same flag with a token of its own (one per event loop: waiting on it takes its
+    /// lock, which then stays on that thread's cache).
+    pub fn child(&self) -> Self {
+        ForceClose {
+            flag: self.flag.clone(),
+            token: self.token.child_token(),
+        }
+    }
+}
+
+/// Watches the idle timeout and the forced close, shared by both engines, and tells when work
+/// put off for a while is due. The timer and the token are only polled to register the task's
+/// waker (first poll, or a new waker) and, the timer, when the clock says it is due; the token
+/// never again: the flag says when it tripped, since it is set before the token wakes anyone.
 pub(crate) struct Watch<'a> {
-    idle: Option<(Duration, Pin<Box<Sleep>>)>,
+    idle: Option<Duration>,
+    sleep: Option<Pin<Box<Sleep>>>,
     last: Instant,
+    /// When the put-off work is due.
+    later: Option<Instant>,
+    due: bool,
+    close: &'a ForceClose,
     cancel: Pin<Box<tokio_util::sync::WaitForCancellationFuture<'a>>>,
+    waker: Option<Waker>,
 }
 
 impl<'a> Watch<'a> {
-    pub(crate) fn new(idle: Option<Duration>, cancel: &'a CancellationToken) -> Self {
+    /// `later`: how long to put work off ([`Watch::take_due`] says when it is due).
+    pub(crate) fn new(
+        idle: Option<Duration>,
+        close: &'a ForceClose,
+        later: Option<Duration>,
+    ) -> Self {
+        let now = Instant::now();
+        let later = later.map(|d| now + d);
+        let first = idle.map(|d| now + d).into_iter().chain(later).min();
         Watch {
-            idle: idle.map(|d| (d, Box::pin(tokio::time::sleep(d)))),
-            last: Instant::now(),
-            cancel: Box::pin(cancel.cancelled()),
+            idle,
+            sleep: first.map(|t| Box::pin(tokio::time::sleep_until(t))),
+            last: now,
+            later,
+            due: false,
+            close,
+            cancel: Box::pin(close.cancelled()),
+            waker: None,
         }
+    }
+
+    /// True once when the put-off work is due.
+    pub(crate) fn take_due(&mut self) -> bool {
+        std::mem::take(&mut self.due)
     }
 
     /// Call after polling both directions; `active` when a byte moved.
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>, active: bool) -> Poll<End> {
-        if self.cancel.as_mut().poll(cx).is_ready() {
+        if self.close.is_cancelled() {
             return Poll::Ready(End::Shutdown);
+        }
+        let register = !self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+        if register {
+            if self.cancel.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(End::Shutdown);
+            }
+            self.waker = Some(cx.waker().clone());
         }
         let now = Instant::now();
         if active {
             self.last = now;
         }
-        if let Some((d, sleep)) = &mut self.idle {
-            while sleep.as_mut().poll(cx).is_ready() {
-                let deadline = self.last + *d;
-                if deadline <= now {
-                    return Poll::Ready(End::Idle);
+        let Some(sleep) = &mut self.sleep else {
+            return Poll::Pending;
+        };
+        // tokio fires a timer at or after its deadline: before it, there is nothing to see.
+        if !register && now < sleep.deadline() {
+            return Poll::Pending;
+        }
+        while sleep.as_mut().poll(cx).is_ready() {
+            if self.later.is_some_and(|t| t <= now) {
+                self.later = None;
+                self.due = true;
+            }
+            let idle_at = self.idle.map(|d| self.last + d);
+            if idle_at.is_some_and(|t| t <= now) {
+                return Poll::Ready(End::Idle);
+            }
+            match idle_at.into_iter().chain(self.later).min() {
+                Some(t) => sleep.as_mut().reset(t),
+                None => {
+                    self.sleep = None;
+                    break;
                 }
-                sleep.as_mut().reset(deadline);
             }
         }
         Poll::Pending
@@ -251,7 +344,7 @@ pub async fn relay<C, U>(
     upstream: &mut U,
     size: usize,
     idle: Option<Duration>,
-    cancel: &CancellationToken,
+    cancel: &ForceClose,
     counters: &Counters,
 ) -> Outcome
 where
@@ -260,7 +353,7 @@ where
 {
     let mut up = Half::default();
     let mut down = Half::default();
-    let mut watch = Watch::new(idle, cancel);
+    let mut watch = Watch::new(idle, cancel, None);
     let end = poll_fn(|cx| {
         let mut active = false;
         let a = poll_half(
@@ -316,7 +409,7 @@ mod tests {
     async fn copies_both_ways_with_half_close() {
         let (mut app, mut client) = tokio::io::duplex(64);
         let (mut upstream, mut server) = tokio::io::duplex(64);
-        let cancel = CancellationToken::new();
+        let cancel = ForceClose::new();
         let counters = Counters::default();
         let c2 = counters.clone();
         let task = tokio::spawn(async move {
@@ -348,7 +441,7 @@ mod tests {
     async fn idle_timeout_and_cancel() {
         let (_app, mut client) = tokio::io::duplex(64);
         let (mut upstream, _server) = tokio::io::duplex(64);
-        let cancel = CancellationToken::new();
+        let cancel = ForceClose::new();
         let out = relay(
             &mut client,
             &mut upstream,

@@ -26,6 +26,7 @@ use std::{
     time::Duration,
 };
 
+use crate::relay::{Counters, End, ForceClose, Outcome, Side, Watch};
 use tokio::{
     io::{AsyncRead, AsyncWrite, Interest, ReadBuf},
     net::{
@@ -33,9 +34,6 @@ use tokio::{
         TcpStream,
     },
 };
-use tokio_util::sync::CancellationToken;
-
-use crate::relay::{Counters, End, Outcome, Side, Watch};
 
 /// Pipe capacity asked for with `F_SETPIPE_SZ` (the kernel default is 64 KiB): fewer splice
 /// calls per byte in bulk transfers. Pipes are held only while bytes move.
@@ -214,6 +212,7 @@ fn poll_half(
     may_splice: bool,
     counter: &Counter,
     active: &mut bool,
+    other_done: bool,
 ) -> Poll<Result<(), (Side, io::Error)>> {
     if h.done {
         return Poll::Ready(Ok(()));
@@ -250,11 +249,16 @@ fn poll_half(
             continue;
         }
         if h.eof {
-            match Pin::new(&mut *w).poll_shutdown(cx) {
-                Poll::Ready(Ok(())) | Poll::Pending => {}
-                // The peer already closed both ways: nothing left to tell it.
-                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::NotConnected => {}
-                Poll::Ready(Err(e)) => return Poll::Ready(Err((Side::Writer, e))),
+            // When the other direction is already done, both sockets are closed next, and
+            // closing sends this FIN anyway (their receive queues hold nothing: both read EOF),
+            // so the `shutdown` call is spared.
+            if !other_done {
+                match Pin::new(&mut *w).poll_shutdown(cx) {
+                    Poll::Ready(Ok(())) | Poll::Pending => {}
+                    // The peer already closed both ways: nothing left to tell it.
+                    Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::NotConnected => {}
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err((Side::Writer, e))),
+                }
             }
             h.release_pipe();
             h.done = true;
@@ -320,22 +324,33 @@ fn poll_half(
     }
 }
 
+/// Applies options to the upstream socket.
+pub type UpstreamOptions<'a> = &'a (dyn Fn(&TcpStream) + Sync);
+
 /// Relays between two plain TCP sockets: buffered for small reads of up to `size` bytes,
 /// splice(2) for bulk transfers when `may_splice`. Ends like [`crate::relay::relay`].
+/// `upstream_options` runs once the connection has lived for
+/// [`crate::connect::UPSTREAM_OPTIONS_AFTER`] (not at all when it ends sooner).
+#[allow(clippy::too_many_arguments)]
 pub async fn relay_tcp(
     client: &mut TcpStream,
     upstream: &mut TcpStream,
     size: usize,
     may_splice: bool,
     idle: Option<Duration>,
-    cancel: &CancellationToken,
+    cancel: &ForceClose,
     counters: &Counters,
+    upstream_options: Option<UpstreamOptions<'_>>,
 ) -> Outcome {
     let (mut cr, mut cw) = client.split();
     let (mut ur, mut uw) = upstream.split();
     let mut up = Half::default();
     let mut down = Half::default();
-    let mut watch = Watch::new(idle, cancel);
+    let mut watch = Watch::new(
+        idle,
+        cancel,
+        upstream_options.map(|_| crate::connect::UPSTREAM_OPTIONS_AFTER),
+    );
     let end = poll_fn(|cx| {
         let mut active = false;
         if let Poll::Ready(Err((side, e))) = poll_half(
@@ -347,6 +362,7 @@ pub async fn relay_tcp(
             may_splice,
             &counters.to_upstream,
             &mut active,
+            down.done,
         ) {
             return Poll::Ready(match side {
                 Side::Reader => End::Client(e),
@@ -362,6 +378,7 @@ pub async fn relay_tcp(
             may_splice,
             &counters.to_client,
             &mut active,
+            up.done,
         ) {
             return Poll::Ready(match side {
                 Side::Reader => End::Upstream(e),
@@ -371,7 +388,13 @@ pub async fn relay_tcp(
         if up.done && down.done {
             return Poll::Ready(End::Done);
         }
-        watch.poll(cx, active)
+        let p = watch.poll(cx, active);
+        if watch.take_due() {
+            if let Some(f) = upstream_options {
+                f(uw.as_ref());
+            }
+        }
+        p
     })
     .await;
     up.release_pipe();
@@ -402,7 +425,7 @@ mod tests {
     async fn both_ways_with_half_close(may_splice: bool) {
         let (mut app, mut client) = pair().await;
         let (mut upstream, mut server) = pair().await;
-        let cancel = CancellationToken::new();
+        let cancel = ForceClose::new();
         let counters = Counters::default();
         let c2 = counters.clone();
         let task = tokio::spawn(async move {
@@ -414,6 +437,7 @@ mod tests {
                 None,
                 &cancel,
                 &c2,
+                None,
             )
             .await
         });
@@ -449,6 +473,46 @@ mod tests {
         assert_eq!((out.to_upstream, out.to_client), (3_000_000, 3));
         assert_eq!(counters.to_client.get(), 3);
         assert_eq!(out.spliced, may_splice, "splice used for the bulk part");
+    }
+
+    /// The upstream options come once a connection has lived a while, never for a short one.
+    #[tokio::test(start_paused = true)]
+    async fn upstream_options_only_for_connections_that_live_on() {
+        use std::sync::{
+            atomic::{AtomicUsize, Ordering},
+            Arc,
+        };
+        for (pause, expected) in [(Duration::ZERO, 0), (Duration::from_secs(3), 1)] {
+            let (mut app, mut client) = pair().await;
+            let (mut upstream, mut server) = pair().await;
+            let applied = Arc::new(AtomicUsize::new(0));
+            let a2 = applied.clone();
+            let task = tokio::spawn(async move {
+                let options = move |_: &TcpStream| {
+                    a2.fetch_add(1, Ordering::Relaxed);
+                };
+                relay_tcp(
+                    &mut client,
+                    &mut upstream,
+                    16 * 1024,
+                    true,
+                    None,
+                    &ForceClose::new(),
+                    &Counters::default(),
+                    Some(&options),
+                )
+                .await
+            });
+            app.write_all(b"ping").await.unwrap();
+            let mut buf = [0u8; 4];
+            server.read_exact(&mut buf).await.unwrap();
+            tokio::time::sleep(pause).await;
+            assert_eq!(applied.load(Ordering::Relaxed), expected, "after {pause:?}");
+            drop((app, server));
+            let out = task.await.unwrap();
+            assert!(matches!(out.end, End::Done), "{:?}", out.end);
+            assert_eq!(applied.load(Ordering::Relaxed), expected, "once at most");
+        }
     }
 
     #[tokio::test]

@@ -792,3 +792,33 @@ fn relays_with_one_or_several_event_loops() {
         });
     }
 }
+
+#[test]
+fn an_address_in_use_is_an_error_even_for_a_second_ambassador() {
+    // The event loops' listeners share their address (SO_REUSEPORT); another process on it,
+    // a second ambassador included, is still refused.
+    let (echo, _) = echo_server();
+    let amb = Amb::spawn(
+        &["--route", &format!("127.0.0.1:0={echo}"), "--workers", "2"],
+        &[],
+    );
+    let taken_by_amb = amb.listen(0);
+    let other = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken_by_other = other.local_addr().expect("addr");
+    for addr in [taken_by_amb, taken_by_other] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ambassador"));
+        cmd.args(["--admin-addr", "none", "--route", &format!("{addr}={echo}")])
+            .env_remove("UPSTREAM_HOST")
+            .env_remove("UPSTREAM_PORT")
+            .env_remove("AMBASSADOR_ROUTES");
+        let (status, _, err) = testkit::run_to_end(cmd, T);
+        assert!(!status.success(), "{addr}: {err}");
+        assert!(
+            err.contains(&format!("cannot listen on {addr}")),
+            "{addr}: {err}"
+        );
+    }
+    // The first one still relays.
+    let mut c = connect(taken_by_amb);
+    assert_eq!(roundtrip(&mut c, b"still here"), b"still here");
+}

@@ -125,11 +125,13 @@ impl BufferPool {
 
     /// Takes a buffer back if nothing else holds it (a request body still in flight does).
     fn put(&self, buf: Bytes) {
-        let Ok(buf) = buf.try_into_mut() else {
+        let Ok(mut buf) = buf.try_into_mut() else {
             return;
         };
-        let mut buf: Vec<u8> = buf.into();
+        // Cleared first: turning a `BytesMut` back into a `Vec` moves its contents to the
+        // front of the allocation (a megabyte per batch, 16% of raw CPU when it was after).
         buf.clear();
+        let buf: Vec<u8> = buf.into();
         if let Ok(mut free) = self.free.lock() {
             if free.len() < self.keep && buf.capacity() > 0 {
                 free.push(buf);

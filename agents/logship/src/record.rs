@@ -34,6 +34,8 @@ pub struct RecordEncoder {
     /// The static fields, pre-rendered as `,"k":{...}` (empty when none).
     statics: String,
     parser: Option<crate::parse::LineParser>,
+    /// A parsed record's `log` object, rebuilt per record in place.
+    log: String,
 }
 
 impl RecordEncoder {
@@ -65,7 +67,11 @@ impl RecordEncoder {
             statics.push_str(&v.to_string());
         }
         let parser = parse.map(crate::parse::LineParser::new).transpose()?;
-        Ok(RecordEncoder { statics, parser })
+        Ok(RecordEncoder {
+            statics,
+            parser,
+            log: String::new(),
+        })
     }
 
     /// True when lines are parsed (documents may carry their own `@timestamp`).
@@ -91,8 +97,8 @@ impl RecordEncoder {
     }
 
     fn encode_parsed(&mut self, out: &mut Vec<u8>, timestamp: &str, path_json: &str, line: &Line) {
-        let mut log = Vec::with_capacity(path_json.len() + 64);
-        write_log(&mut log, path_json, line);
+        self.log.clear();
+        write_log(&mut self.log, path_json, line);
         let Some(parser) = self.parser.as_mut() else {
             return;
         };
@@ -105,7 +111,7 @@ impl RecordEncoder {
         if !rec.as_str().contains("\"message\":") {
             rec.str("message", &line.text);
         }
-        rec.raw("log", std::str::from_utf8(&log).unwrap_or("{}"));
+        rec.raw("log", &self.log);
         if self.statics.len() > 1 {
             rec.members(&self.statics[1..]);
         }
@@ -128,17 +134,35 @@ pub fn timestamp_of(doc: &[u8]) -> Option<&str> {
 }
 
 fn memchr_find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(hay, needle)
+}
+
+/// What records are written into: a batch buffer, or a parsed record's text.
+trait Out {
+    fn put(&mut self, s: &str);
+}
+
+impl Out for Vec<u8> {
+    fn put(&mut self, s: &str) {
+        self.extend_from_slice(s.as_bytes());
+    }
+}
+
+impl Out for String {
+    fn put(&mut self, s: &str) {
+        self.push_str(s);
+    }
 }
 
 /// `{"file":{"path":..},"offset":..,"flags":[..]}`
-fn write_log(out: &mut Vec<u8>, path_json: &str, line: &Line) {
-    out.extend_from_slice(b"{\"file\":{\"path\":");
-    out.extend_from_slice(path_json.as_bytes());
-    out.extend_from_slice(b"},\"offset\":");
-    push_decimal(out, line.offset);
+fn write_log(out: &mut impl Out, path_json: &str, line: &Line) {
+    out.put("{\"file\":{\"path\":");
+    out.put(path_json);
+    out.put("},\"offset\":");
+    let mut digits = [0u8; 20];
+    out.put(decimal(line.offset, &mut digits));
     if line.truncated || line.partial || line.invalid_utf8 {
-        out.extend_from_slice(b",\"flags\":[");
+        out.put(",\"flags\":[");
         let mut first = true;
         for (on, name) in [
             (line.truncated, "\"truncated\""),
@@ -147,20 +171,19 @@ fn write_log(out: &mut Vec<u8>, path_json: &str, line: &Line) {
         ] {
             if on {
                 if !first {
-                    out.push(b',');
+                    out.put(",");
                 }
                 first = false;
-                out.extend_from_slice(name.as_bytes());
+                out.put(name);
             }
         }
-        out.push(b']');
+        out.put("]");
     }
-    out.push(b'}');
+    out.put("}");
 }
 
-/// Appends `n` in decimal (per record: no formatting machinery).
-pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
+/// `n` in decimal, written into `digits`.
+fn decimal(mut n: u64, digits: &mut [u8; 20]) -> &str {
     let mut i = digits.len();
     loop {
         i -= 1;
@@ -170,13 +193,21 @@ pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
             break;
         }
     }
-    out.extend_from_slice(&digits[i..]);
+    std::str::from_utf8(&digits[i..]).unwrap_or("0")
+}
+
+/// Appends `n` in decimal (per record: no formatting machinery).
+pub fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    let mut digits = [0u8; 20];
+    out.extend_from_slice(decimal(n, &mut digits).as_bytes());
 }
 
 /// Writes `s` as a JSON string.
 pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
-    // serde_json's escaper: a table lookup per byte and bulk copies between escapes.
-    let _ = serde_json::to_writer(&mut *out, s);
+    // common's escaper: eight bytes checked at once, bulk copies between escapes.
+    out.push(b'"');
+    common::parse::escape_into_bytes(out, s);
+    out.push(b'"');
 }
 
 /// The current time as `@timestamp` text: `2026-11-26T15:04:05.123Z`.

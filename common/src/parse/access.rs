@@ -48,6 +48,13 @@ fn number(v: &str) -> Option<u64> {
     v.parse().ok()
 }
 
+/// `"GET /a HTTP/1.1"` split at its first two spaces (what `splitn(3, ' ')` gives, by memchr).
+fn split3(r: &str) -> Option<(&str, &str, &str)> {
+    let a = memchr::memchr(b' ', r.as_bytes())?;
+    let b = a + 1 + memchr::memchr(b' ', &r.as_bytes()[a + 1..])?;
+    Some((&r[..a], &r[a + 1..b], &r[b + 1..]))
+}
+
 pub(super) fn parse(line: &str, rec: &mut Record) -> Result<(), &'static str> {
     let mut s = line.trim_end();
     let addr = word(&mut s).ok_or(E)?;
@@ -82,10 +89,11 @@ pub(super) fn parse(line: &str, rec: &mut Record) -> Result<(), &'static str> {
     rec.str("remote_addr", addr);
     opt(rec, "ident", ident);
     opt(rec, "remote_user", user);
-    let mut parts = request.splitn(3, ' ');
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some(m), Some(p), Some(proto))
-            if !m.is_empty() && !p.is_empty() && !proto.contains(' ') =>
+    match split3(request) {
+        Some((m, p, proto))
+            if !m.is_empty()
+                && !p.is_empty()
+                && memchr::memchr(b' ', proto.as_bytes()).is_none() =>
         {
             rec.str("method", m);
             rec.str("path", p);

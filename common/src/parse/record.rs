@@ -172,30 +172,75 @@ static ESCAPE: [u8; 256] = {
 /// Appends `s` escaped as the inside of a JSON string (quotes not added). Copies runs of plain
 /// bytes at once; only `"`, `\` and control characters are escaped (UTF-8 passes through).
 pub fn escape_into(out: &mut String, s: &str) {
-    let bytes = s.as_bytes();
+    let b = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let e = ESCAPE[b as usize];
-        if e == 0 {
-            continue;
-        }
-        if start < i {
-            out.push_str(&s[start..i]);
-        }
-        if e == b'u' {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.push_str("\\u00");
-            out.push(HEX[(b >> 4) as usize] as char);
-            out.push(HEX[(b & 0xf) as usize] as char);
-        } else {
-            out.push('\\');
-            out.push(e as char);
+    while let Some(i) = next_escape(b, start) {
+        // `i` is an ASCII byte, so both slices end on character boundaries.
+        out.push_str(&s[start..i]);
+        match ESCAPE[b[i] as usize] {
+            b'u' => {
+                let [x, y] = hex(b[i]);
+                out.push_str("\\u00");
+                out.push(x as char);
+                out.push(y as char);
+            }
+            e => {
+                out.push('\\');
+                out.push(e as char);
+            }
         }
         start = i + 1;
     }
-    if start < bytes.len() {
-        out.push_str(&s[start..]);
+    out.push_str(&s[start..]);
+}
+
+/// [`escape_into`] for a byte buffer (the same escaping, as serde_json does it).
+pub fn escape_into_bytes(out: &mut Vec<u8>, s: &str) {
+    let b = s.as_bytes();
+    let mut start = 0;
+    while let Some(i) = next_escape(b, start) {
+        out.extend_from_slice(&b[start..i]);
+        match ESCAPE[b[i] as usize] {
+            b'u' => {
+                let [x, y] = hex(b[i]);
+                out.extend_from_slice(&[b'\\', b'u', b'0', b'0', x, y]);
+            }
+            e => out.extend_from_slice(&[b'\\', e]),
+        }
+        start = i + 1;
     }
+    out.extend_from_slice(&b[start..]);
+}
+
+/// The two hex digits of a byte.
+fn hex(b: u8) -> [u8; 2] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    [HEX[(b >> 4) as usize], HEX[(b & 0xf) as usize]]
+}
+
+/// The index of the first byte at or after `from` that needs escaping. Eight bytes at a time
+/// (log lines rarely hold any): a word has one when a byte is below 0x20, `"` or `\`, found
+/// with the classic "has a zero byte" bit trick. Its false positives only ever sit above a true
+/// match, so the lowest flagged byte is the first one to escape.
+#[inline]
+fn next_escape(b: &[u8], from: usize) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
+    let mut i = from;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(w);
+        let hits = (x.wrapping_sub(LO * 0x20) & !x & HI)
+            | zero(x ^ (LO * u64::from(b'"')))
+            | zero(x ^ (LO * u64::from(b'\\')));
+        if hits != 0 {
+            return Some(i + (hits.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    (i..b.len()).find(|&j| ESCAPE[b[j] as usize] != 0)
 }
 
 #[cfg(test)]
@@ -219,6 +264,29 @@ mod tests {
             out.push('"');
             assert_eq!(serde_json::from_str::<String>(&out).unwrap(), s);
             assert_eq!(out, serde_json::to_string(s).unwrap());
+        }
+    }
+
+    #[test]
+    fn escapes_every_special_byte_at_every_position_of_a_word() {
+        // Eight bytes are checked at once: each special byte at each offset within and across
+        // words, next to multi-byte characters (bytes >= 0x80 must not count as specials).
+        let specials = [
+            '"', '\\', '\n', '\u{0}', '\u{1f}', '\t', '\u{7f}', 'é', '日',
+        ];
+        for c in specials {
+            for pos in 0..20 {
+                let mut s: String = "aé€bcdefghijklmnopq".chars().take(pos).collect();
+                s.push(c);
+                s.push_str("xyzé\u{1}ww\"tail long enough for two words");
+                let mut out = String::new();
+                escape_into(&mut out, &s);
+                let want = serde_json::to_string(&s).unwrap();
+                assert_eq!(format!("\"{out}\""), want, "{s:?}");
+                let mut bytes = Vec::new();
+                escape_into_bytes(&mut bytes, &s);
+                assert_eq!(bytes, out.as_bytes());
+            }
         }
     }
 

@@ -50,7 +50,11 @@ pub(crate) struct Reader {
     tx: mpsc::Sender<Chunk>,
     cancel: CancellationToken,
     files: Vec<Tracked>,
+    /// The read buffer ([`BLOCK`] bytes while reading; empty after a quiet spell).
     buf: Vec<u8>,
+    /// When a block was last read: the buffer is let go once reading was quiet for a rescan
+    /// interval, so an idle tailer holds no read buffer.
+    last_read: Instant,
     /// Device and inode of files let go: a new file there gets a salted fingerprint.
     retired: HashSet<(u64, u64)>,
     /// Paths that could not be opened, with the error, to warn once.
@@ -78,7 +82,8 @@ impl Reader {
             tx,
             cancel,
             files: Vec::new(),
-            buf: vec![0; BLOCK],
+            buf: Vec::new(),
+            last_read: Instant::now(),
             warned: HashMap::new(),
             retired: HashSet::new(),
         }
@@ -152,6 +157,11 @@ impl Reader {
             if progressed {
                 tokio::task::consume_budget().await;
                 continue;
+            }
+            if !self.buf.is_empty()
+                && now.duration_since(self.last_read) >= self.config.rescan_interval
+            {
+                self.buf = Vec::new();
             }
             let deadline = self.next_deadline();
             tokio::select! {
@@ -275,6 +285,10 @@ impl Reader {
             t.size = t.file.metadata().map_or(t.size, |m| m.len());
             return self.truncated(i).await;
         }
+        if self.buf.is_empty() {
+            self.buf = vec![0; BLOCK];
+        }
+        self.last_read = Instant::now();
         let t = &mut self.files[i];
         let n = match read_retry(&mut t.file, &mut self.buf) {
             Ok(n) => n,
