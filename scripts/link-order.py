@@ -43,8 +43,15 @@ def build():
     """The shipped build (scripts/build-static.sh, same profile and packages, so the same
     symbol names), left unstripped."""
     env = dict(os.environ, KEEP_SYMBOLS="1")
-    subprocess.run([os.path.join(ROOT, "scripts", "build-static.sh")], cwd=ROOT, env=env, check=True)
-    return os.path.join(TARGET, "x86_64-unknown-linux-musl", "release", "logship")
+    binary = os.path.join(TARGET, "x86_64-unknown-linux-musl", "release", "logship")
+    for attempt in range(2):
+        subprocess.run([os.path.join(ROOT, "scripts", "build-static.sh")], cwd=ROOT, env=env, check=True)
+        nm = subprocess.run(["nm", binary], capture_output=True, text=True)
+        if nm.returncode == 0 and nm.stdout.strip():
+            return binary
+        # Up to date but stripped by an earlier build-static.sh: make cargo link it again.
+        os.utime(OUT)
+    sys.exit(f"link-order: {binary} has no symbols")
 
 
 def wait_for(what, check, seconds=120):
