@@ -175,38 +175,29 @@ async fn handle(
         }
         // Boxed: the TLS states are large, and a connection's task is as big as its largest
         // state, plain connections included (spawn copies it, an idle connection holds it).
-        Some(acceptor) => {
-            Box::pin(async move {
-                let timeout = rc.connector.timeout;
-                let tls = match tokio::time::timeout(timeout, acceptor.accept(client)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(error)) => {
+        Some(acceptor) => Box::pin(async move {
+            let timeout = rc.connector.timeout;
+            let tls = match tokio::time::timeout(timeout, acceptor.accept(client)).await {
+                Ok(Ok(s)) => s,
+                failed => {
+                    if let Ok(Err(error)) = failed {
                         debug!(route = %pool.route, client = %peer, %error, "TLS handshake failed");
-                        events::ConnectionRejected {
-                            route: &pool.route,
-                            client: peer,
-                            reason: "tls_handshake",
-                        }
-                        .emit(&shared.metrics);
-                        return;
                     }
-                    Err(_) => {
-                        events::ConnectionRejected {
-                            route: &pool.route,
-                            client: peer,
-                            reason: "tls_handshake",
-                        }
-                        .emit(&shared.metrics);
-                        return;
+                    events::ConnectionRejected {
+                        route: &pool.route,
+                        client: peer,
+                        reason: "tls_handshake",
                     }
-                };
-                let Some(up) = connect(pool, rc, shared, peer, local).await else {
+                    .emit(&shared.metrics);
                     return;
-                };
-                finish(tls, up, peer, pool, rc, force_close, started).await;
-            })
-            .await
-        }
+                }
+            };
+            let Some(up) = connect(pool, rc, shared, peer, local).await else {
+                return;
+            };
+            finish(tls, up, peer, pool, rc, force_close, started).await;
+        })
+        .await,
     }
 }
 
