@@ -1,5 +1,6 @@
 //! TLS through the ambassador: origination to a TLS echo server with a test CA, mutual TLS,
-//! and termination with the certificate swapped on disk while a connection stays open.
+//! termination with the certificate swapped on disk while a connection stays open, and a
+//! plain-text client on the TLS listener refused and counted.
 mod support;
 
 use std::{net::SocketAddr, path::Path, sync::Arc};
@@ -273,6 +274,27 @@ async fn terminates_tls_and_picks_up_a_rotated_certificate() {
     // The connection opened before the swap still works.
     assert_eq!(tls_roundtrip(&mut open, b"after").await, b"after");
     assert!(amb.metric("ambassador_tls_reloads_total", &["result=\"success\""]) >= 1.0);
+
+    // A client speaking plain text to the TLS listener: the handshake fails, the connection is
+    // closed (after the rejection is counted) and nothing reaches the upstream.
+    let mut plain = TcpStream::connect(addr).await.expect("connect");
+    plain
+        .write_all(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer).await;
+    assert!(
+        !answer.starts_with(b"GET"),
+        "the plain text was echoed back"
+    );
+    assert_eq!(
+        amb.metric(
+            "ambassador_rejected_connections_total",
+            &["reason=\"tls_handshake\""]
+        ),
+        1.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
