@@ -182,7 +182,7 @@ fn write_log(out: &mut impl Out, path_json: &str, line: &Line) {
     out.put("}");
 }
 
-/// `n` in decimal, written into `digits`.
+/// `n` in decimal, written into `digits` (per record: no formatting machinery).
 fn decimal(mut n: u64, digits: &mut [u8; 20]) -> &str {
     let mut i = digits.len();
     loop {
@@ -194,12 +194,6 @@ fn decimal(mut n: u64, digits: &mut [u8; 20]) -> &str {
         }
     }
     std::str::from_utf8(&digits[i..]).unwrap_or("0")
-}
-
-/// Appends `n` in decimal (per record: no formatting machinery).
-pub fn push_decimal(out: &mut Vec<u8>, n: u64) {
-    let mut digits = [0u8; 20];
-    out.extend_from_slice(decimal(n, &mut digits).as_bytes());
 }
 
 /// Writes `s` as a JSON string.
@@ -269,9 +263,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&plain).unwrap();
         assert!(v["log"].get("flags").is_none());
         for n in [0, 7, 10, 1234, u64::MAX] {
-            let mut out = Vec::new();
-            push_decimal(&mut out, n);
-            assert_eq!(out, n.to_string().as_bytes());
+            assert_eq!(decimal(n, &mut [0; 20]), n.to_string());
         }
     }
 }
