@@ -70,7 +70,7 @@ REFERENCES = OrderedDict([
 
 # Environment knobs of the scenarios: shown in a section when set, since they change what runs.
 KNOBS = ["CARGO_TARGET_DIR", "PROFILE", "LOGSHIP_BIN", "LOG2JSON_BIN", "RELOADER_BIN", "AMBASSADOR_BIN", "BIN",
-         "FLUENT_BIT", "IDLE_SECONDS", "SECS", "IDLE_CONNS", "RUNS", "LOOP_RUNS", "PGBACKUP_BENCH_SIZE_MB",
+         "FLUENT_BIT", "IDLE_SECONDS", "SECS", "ROUNDS", "IDLE_CONNS", "RUNS", "LOOP_RUNS", "PGBACKUP_BENCH_SIZE_MB",
          "PGBACKUP_BENCH_DATA", "BENCH_DIR"]
 
 # Figures charted even when only the agent has them (others need two subjects to compare).

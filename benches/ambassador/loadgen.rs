@@ -1,8 +1,10 @@
 //! Std-only load generator and backend for the ambassador benchmark (built by run.sh with
 //! `rustc -O`, so it needs no crate). Modes:
 //!   loadgen server ADDR               backend: answers each 64-byte request with 64 bytes
+//!                                     (and closes after it when the request is `c` bytes)
 //!   loadgen rr ADDR CONNS SECS        keep-alive request/response: req/s, p50, p99 (ms)
-//!   loadgen cps ADDR THREADS SECS     a new connection per request: conn/s, p50, p99 (ms)
+//!   loadgen cps ADDR THREADS SECS     a new connection per request, which the server closes:
+//!                                     conn/s, p50, p99 (ms)
 //!   loadgen idle ADDR N               open N connections, one exchange each, print "ready",
 //!                                     hold them until stdin closes
 use std::{
@@ -10,7 +12,7 @@ use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpListener, TcpStream},
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc,
     },
     thread,
@@ -20,25 +22,53 @@ use std::{
 const MSG: usize = 64;
 
 fn server(addr: &str) {
-    let l = TcpListener::bind(addr).expect("bind");
-    for s in l.incoming() {
-        let Ok(mut s) = s else { continue };
-        let _ = thread::Builder::new().stack_size(64 << 10).spawn(move || {
-            let _ = s.set_nodelay(true);
-            let mut buf = [0u8; MSG];
-            while s.read_exact(&mut buf).is_ok() {
-                if s.write_all(&buf).is_err() {
-                    break;
-                }
-            }
-        });
+    let l = Arc::new(TcpListener::bind(addr).expect("bind"));
+    let idle = Arc::new(AtomicUsize::new(0));
+    spawn_worker(l, idle);
+    loop {
+        thread::park();
     }
+}
+
+/// A backend thread: accepts a connection, answers on it until it closes, then accepts the
+/// next. A new thread starts only when every thread is busy, so a connection per request costs
+/// the backend no thread start (which would weigh on the conn/s figure of every target alike).
+fn spawn_worker(l: Arc<TcpListener>, idle: Arc<AtomicUsize>) {
+    idle.fetch_add(1, Ordering::SeqCst);
+    let _ = thread::Builder::new().stack_size(64 << 10).spawn(move || loop {
+        let Ok((mut s, _)) = l.accept() else { continue };
+        if idle.fetch_sub(1, Ordering::SeqCst) == 1 {
+            spawn_worker(l.clone(), idle.clone());
+        }
+        let _ = s.set_nodelay(true);
+        let mut buf = [0u8; MSG];
+        while s.read_exact(&mut buf).is_ok() {
+            // A request of `c` bytes asks for the connection to be closed after the answer.
+            if s.write_all(&buf).is_err() || buf[0] == b'c' {
+                break;
+            }
+        }
+        drop(s);
+        idle.fetch_add(1, Ordering::SeqCst);
+    });
 }
 
 fn exchange(s: &mut TcpStream) -> bool {
     let req = [b'q'; MSG];
     let mut resp = [0u8; MSG];
     s.write_all(&req).is_ok() && s.read_exact(&mut resp).is_ok()
+}
+
+/// One exchange after which the server closes, as with HTTP's `Connection: close`: the server
+/// closes first, so the TIME_WAIT state stays on the server's side. When the client closed
+/// first, its own TIME_WAIT sockets capped every target at the same rate: the loopback port
+/// range (28,232 ports) can be reused only a second after a close.
+fn exchange_and_close(s: &mut TcpStream) -> bool {
+    let req = [b'c'; MSG];
+    let mut resp = [0u8; MSG + 1];
+    s.write_all(&req).is_ok()
+        && s.read_exact(&mut resp[..MSG]).is_ok()
+        && matches!(s.read(&mut resp), Ok(0))
 }
 
 fn report(label: &str, secs: f64, mut lat: Vec<Duration>, errors: usize) {
@@ -115,7 +145,7 @@ fn main() {
                     match TcpStream::connect(addr) {
                         Ok(mut s) => {
                             let _ = s.set_nodelay(true);
-                            if exchange(&mut s) {
+                            if exchange_and_close(&mut s) {
                                 lat.push(t.elapsed());
                             } else {
                                 errors += 1;

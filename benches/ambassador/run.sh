@@ -3,17 +3,21 @@
 #
 # Figures per target:
 #   - single-stream throughput (iperf3, Gbit/s)
-#   - keep-alive HTTP through the proxy to an nginx backend (wrk, 32 connections): req/s, p99,
+#   - keep-alive HTTP through the proxy to an nginx backend (wrk, 32 connections): req/s, p50, p99,
 #     and the proxy's CPU time per request (steadier than req/s on a loaded machine)
 #   - keep-alive request/response with 32 connections (64-byte request and answer): req/s, p50, p99
 #   - one connection, request/response: p50 and p99 latency (the added latency is the difference
 #     to "direct")
-#   - a new connection per request (8 threads): conn/s
+#   - a new connection per request: conn/s, the issue's way (wrk with `Connection: close`
+#     through the proxy to nginx, 32 connections) and with the 64-byte exchange (8 threads);
+#     the server closes first in both, so the client's TIME_WAIT sockets never cap the rate
 #   - resident memory per idle open connection at N (default 5000) connections
-# A human-readable table goes to stderr; stdout has one `RESULT {json}` line per figure (and
-# `MISSING {json}` per reference not installed), for benches/run.py. The ambassador's lines carry
-# the issue's targets: the best of HAProxy and nginx stream in the same run, 70% of direct for the
-# single stream, 16 KiB per idle connection.
+# Each round starts one target later than the one before. A human-readable table goes to stderr,
+# with the rounds in which the ambassador beat each reference. stdout has one `RESULT {json}`
+# line per figure and one `MISSING {json}` per reference not installed, for benches/run.py.
+# The ambassador's lines carry those round counts as their note, and the issue's targets: the
+# best of HAProxy and nginx stream in the same run, 70% of direct for the single stream, 16 KiB
+# per idle connection.
 #
 # Usage: benches/ambassador/run.sh            (builds ambassador with --profile bench-fast)
 #   AMBASSADOR_BIN=path  use a built binary;  SECS=3  seconds per figure;  IDLE_CONNS=5000
@@ -238,15 +242,19 @@ print("%.0f %.3f %.3f" % (float(rps.group(1)) if rps else float("nan"),
 # Figures are taken in rounds: each figure for every target one after the other, ROUNDS times,
 # and the median kept, so a burst of load from elsewhere hits every target alike.
 declare -A V # V[target:figure] = "value value ..." (one per round)
-add() { V[$1]="${V[$1]:-} $2"; }
+add() { V[$1]="${V[$1]:-} ${2:-nan}"; }
 for round in $(seq 1 "$ROUNDS"); do
     echo "round $round of $ROUNDS" >&2
-    for t in "${TARGETS[@]}"; do
+    # Each round starts at the next target, so no target always runs right after the same one
+    # (TIME_WAIT sockets, a neighbour's leftover work and cache state follow the order).
+    k=$(((round - 1) % ${#TARGETS[@]}))
+    ORDER=("${TARGETS[@]:k}" "${TARGETS[@]:0:k}")
+    for t in "${ORDER[@]}"; do
         add "$t:gbps" "$(iperf3 -c 127.0.0.1 -p "${IPERF[$t]}" -t "$SECS" -J 2>/dev/null |
             python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))' 2>/dev/null || echo nan)"
     done
     if [[ -n "$HTTP" ]]; then
-        for t in "${TARGETS[@]}"; do
+        for t in "${ORDER[@]}"; do
             c0=$(cpu_ticks ${MEMPIDS[$t]:-})
             read -r hrps h50 h99 < <(wrk -t2 -c32 -d"${SECS}s" --latency "http://127.0.0.1:${WEB[$t]}/" 2>/dev/null | wrk_figures)
             c1=$(cpu_ticks ${MEMPIDS[$t]:-})
@@ -257,19 +265,25 @@ for round in $(seq 1 "$ROUNDS"); do
                 add "$t:cpu_us" "$(python3 -c "print('%.2f' % (($c1 - $c0) / $HZ * 1e6 / ($hrps * $SECS)))")"
             fi
         done
+        # The issue's connections-per-second figure: wrk asking for `Connection: close`, so the
+        # nginx backend closes after each answer and every request is a new connection.
+        for t in "${ORDER[@]}"; do
+            read -r crps _ _ < <(wrk -t2 -c32 -d"${SECS}s" -H 'Connection: close' "http://127.0.0.1:${WEB[$t]}/" 2>/dev/null | wrk_figures)
+            add "$t:http_cps" "$crps"
+        done
     fi
-    for t in "${TARGETS[@]}"; do
+    for t in "${ORDER[@]}"; do
         read -r _ rps _ p50 _ p99 _ _ < <("$LG" rr "127.0.0.1:${RR[$t]}" 32 "$SECS")
         add "$t:rr_rps" "$rps"
         add "$t:rr_p50" "$p50"
         add "$t:rr_p99" "$p99"
     done
-    for t in "${TARGETS[@]}"; do
+    for t in "${ORDER[@]}"; do
         read -r _ _ _ l50 _ l99 _ _ < <("$LG" rr "127.0.0.1:${RR[$t]}" 1 "$SECS")
         add "$t:l50" "$l50"
         add "$t:l99" "$l99"
     done
-    for t in "${TARGETS[@]}"; do
+    for t in "${ORDER[@]}"; do
         read -r _ cps _ _ _ _ _ _ < <("$LG" cps "127.0.0.1:${RR[$t]}" 8 "$SECS")
         add "$t:cps" "$cps"
     done
@@ -293,24 +307,24 @@ for k in "${!V[@]}"; do VALUES+="$k=${V[$k]}"$'\n'; done
 TARGET_LIST="${TARGETS[*]}" IDLE_CONNS="$IDLE_CONNS" ROUNDS="$ROUNDS" python3 -c '
 import json, math, os, sys
 import statistics
-v, spread = {}, {}
+v, spread, raw = {}, {}, {}
 for line in sys.stdin.read().splitlines():
     k, _, xs = line.partition("=")
-    vals = []
+    raw[k] = []
     for x in xs.split():
         try:
-            f = float(x)
+            raw[k].append(float(x))
         except ValueError:
-            continue
-        if not math.isnan(f):
-            vals.append(f)
+            raw[k].append(float("nan"))
+    vals = [f for f in raw[k] if not math.isnan(f)]
     if vals:
         v[k] = round(statistics.median(vals), 3)
         spread[k] = (min(vals), max(vals))
 targets = os.environ["TARGET_LIST"].split()
-cols = [("gbps", "Gbit/s"), ("http_rps", "http_rps"), ("http_p99", "http_p99"),
+cols = [("gbps", "Gbit/s"), ("http_rps", "http_rps"), ("http_p50", "http_p50"), ("http_p99", "http_p99"),
         ("cpu_us", "cpu_us/req"), ("rr_rps", "req/s(32)"), ("rr_p50", "p50ms"), ("rr_p99", "p99ms"),
-        ("l50", "1c_p50"), ("l99", "1c_p99"), ("cps", "conn/s"), ("idle", "idle_B/conn")]
+        ("l50", "1c_p50"), ("l99", "1c_p99"), ("http_cps", "http_conn/s"), ("cps", "conn/s"),
+        ("idle", "idle_B/conn")]
 print("medians of %s rounds" % os.environ["ROUNDS"], file=sys.stderr)
 print("%-11s" % "target" + "".join("%12s" % c for _, c in cols), file=sys.stderr)
 for t in targets:
@@ -327,15 +341,29 @@ figures = [
     # key, scenario, metric, unit, better
     ("gbps", "iperf3 single stream", "throughput", "Gbit/s", "higher"),
     ("http_rps", "wrk HTTP keep-alive, 32 connections", "requests_per_second", "req/s", "higher"),
+    ("http_p50", "wrk HTTP keep-alive, 32 connections", "p50_latency", "ms", "lower"),
     ("http_p99", "wrk HTTP keep-alive, 32 connections", "p99_latency", "ms", "lower"),
     ("cpu_us", "wrk HTTP keep-alive, 32 connections", "proxy_cpu_per_request", "us", "lower"),
     ("rr_rps", "64 B request/response, 32 connections", "requests_per_second", "req/s", "higher"),
     ("rr_p99", "64 B request/response, 32 connections", "p99_latency", "ms", "lower"),
     ("l50", "64 B request/response, 1 connection", "p50_latency", "ms", "lower"),
     ("l99", "64 B request/response, 1 connection", "p99_latency", "ms", "lower"),
+    ("http_cps", "wrk HTTP, new connection per request, 32 connections", "connections_per_second", "conn/s", "higher"),
     ("cps", "new connection per request, 8 threads", "connections_per_second", "conn/s", "higher"),
     ("idle", "%s idle connections" % os.environ["IDLE_CONNS"], "rss_per_connection", "bytes", "lower"),
 ]
+def rounds_ahead(key, ref, better):
+    """Rounds in which the ambassador beat `ref` on `key` (same round: same conditions)."""
+    a, b = raw.get("ambassador:" + key, []), raw.get(ref + ":" + key, [])
+    pairs = [(x, y) for x, y in zip(a, b) if not (math.isnan(x) or math.isnan(y))]
+    won = sum(1 for x, y in pairs if (x > y if better == "higher" else x < y))
+    return "%d/%d" % (won, len(pairs))
+if int(os.environ["ROUNDS"]) > 1 and "ambassador" in targets:
+    print("rounds in which ambassador was ahead:", file=sys.stderr)
+    for key, _, metric, _, better in figures:
+        if key != "idle" and "ambassador:" + key in raw:
+            print("  %-9s %-22s %s" % (key, metric, "  ".join(
+                "%s %s" % (r, rounds_ahead(key, r, better)) for r in refs)), file=sys.stderr)
 for key, scenario, metric, unit, better in figures:
     for t in targets:
         if t + ":" + key not in v:
@@ -348,6 +376,9 @@ for key, scenario, metric, unit, better in figures:
                 r["target"] = 16384
             elif best:
                 r["target"] = max(best) if better == "higher" else min(best)
+                if int(os.environ["ROUNDS"]) > 1:
+                    r["note"] = "ahead in " + ", ".join(
+                        "%s of the rounds against %s" % (rounds_ahead(key, x, better), subject[x]) for x in refs)
         print("RESULT " + json.dumps(r))
 if v.get("direct:gbps", 0) > 0 and "ambassador:gbps" in v:
     print("RESULT " + json.dumps({"subject": "ambassador", "scenario": "iperf3 single stream",
