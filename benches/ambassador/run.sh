@@ -263,6 +263,8 @@ for round in $(seq 1 "$ROUNDS"); do
             add "$t:http_p99" "$h99"
             if [[ -n "${MEMPIDS[$t]:-}" && "$hrps" != nan ]]; then
                 add "$t:cpu_us" "$(python3 -c "print('%.2f' % (($c1 - $c0) / $HZ * 1e6 / ($hrps * $SECS)))")"
+            elif [[ -n "${MEMPIDS[$t]:-}" ]]; then
+                add "$t:cpu_us" nan # keeps the rounds paired
             fi
         done
         # The issue's connections-per-second figure: wrk asking for `Connection: close`, so the

@@ -442,6 +442,29 @@ mod tests {
         net::TcpListener,
     };
 
+    /// Relays between `client` and `upstream` on a task of its own: 16 KiB buffers, no idle
+    /// timeout, no upstream options.
+    fn spawn_relay(
+        mut client: TcpStream,
+        mut upstream: TcpStream,
+        may_splice: bool,
+        counters: Counters,
+    ) -> tokio::task::JoinHandle<Outcome> {
+        tokio::spawn(async move {
+            relay_tcp(
+                &mut client,
+                &mut upstream,
+                16 * 1024,
+                may_splice,
+                None,
+                &ForceClose::new(),
+                &counters,
+                None,
+            )
+            .await
+        })
+    }
+
     async fn pair() -> (TcpStream, TcpStream) {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let a = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
@@ -450,24 +473,10 @@ mod tests {
     }
 
     async fn both_ways_with_half_close(may_splice: bool) {
-        let (mut app, mut client) = pair().await;
-        let (mut upstream, mut server) = pair().await;
-        let cancel = ForceClose::new();
+        let (mut app, client) = pair().await;
+        let (upstream, mut server) = pair().await;
         let counters = Counters::default();
-        let c2 = counters.clone();
-        let task = tokio::spawn(async move {
-            relay_tcp(
-                &mut client,
-                &mut upstream,
-                16 * 1024,
-                may_splice,
-                None,
-                &cancel,
-                &c2,
-                None,
-            )
-            .await
-        });
+        let task = spawn_relay(client, upstream, may_splice, counters.clone());
         let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
         let d2 = data.clone();
         let writer = tokio::spawn(async move {
@@ -553,21 +562,9 @@ mod tests {
         small.cap = cap as usize;
         POOL.with(|p| p.borrow_mut().clear());
         give_back(small);
-        let (mut app, mut client) = pair().await;
-        let (mut upstream, mut server) = pair().await;
-        let task = tokio::spawn(async move {
-            relay_tcp(
-                &mut client,
-                &mut upstream,
-                16 * 1024,
-                true,
-                None,
-                &ForceClose::new(),
-                &Counters::default(),
-                None,
-            )
-            .await
-        });
+        let (mut app, client) = pair().await;
+        let (upstream, mut server) = pair().await;
+        let task = spawn_relay(client, upstream, true, Counters::default());
         let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 253) as u8).collect();
         let d2 = data.clone();
         let writer = tokio::spawn(async move {
