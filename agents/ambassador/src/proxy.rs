@@ -177,10 +177,11 @@ async fn handle(
         // state, plain connections included (spawn copies it, an idle connection holds it).
         Some(acceptor) => Box::pin(async move {
             let timeout = rc.connector.timeout;
-            let tls = match tokio::time::timeout(timeout, acceptor.accept(client)).await {
+            let handshake = acceptor.accept(client).into_fallible();
+            let tls = match tokio::time::timeout(timeout, handshake).await {
                 Ok(Ok(s)) => s,
                 failed => {
-                    if let Ok(Err(error)) = failed {
+                    if let Ok(Err((error, _))) = &failed {
                         debug!(route = %pool.route, client = %peer, %error, "TLS handshake failed");
                     }
                     events::ConnectionRejected {
@@ -189,6 +190,9 @@ async fn handle(
                         reason: "tls_handshake",
                     }
                     .emit(&shared.metrics);
+                    // A failed handshake hands the socket back: it is closed only now, so a
+                    // client that sees the close also sees the rejection counted.
+                    drop(failed);
                     return;
                 }
             };
