@@ -323,6 +323,9 @@ fn poll_half(
             }
             continue;
         }
+        // A read that fills the buffer switches to splice, where that is allowed.
+        let splice_allowed = may_splice && !h.no_splice;
+        let to_splice = |n: usize| n == size && splice_allowed;
         match buffered_step(cx, r, w, size) {
             Step::Idle => {
                 h.release_pipe();
@@ -331,7 +334,7 @@ fn poll_half(
             Step::Eof => h.eof = true,
             Step::Moved(n) => {
                 h.sent(n, counter, active);
-                if n == size && may_splice && !h.no_splice {
+                if to_splice(n) {
                     h.splicing = true;
                 }
             }
@@ -342,7 +345,7 @@ fn poll_half(
                 *active = true;
                 h.pending = Some(rest);
                 h.pos = 0;
-                if n == size && may_splice && !h.no_splice {
+                if to_splice(n) {
                     h.splicing = true;
                 }
             }
