@@ -22,6 +22,8 @@
 # Usage: benches/ambassador/run.sh            (builds ambassador with --profile bench-fast)
 #   AMBASSADOR_BIN=path  use a built binary;  SECS=3  seconds per figure;  IDLE_CONNS=5000
 #   ROUNDS=3  rounds (each figure for every target in turn; medians are reported)
+#   BASELINE_BIN=path  also run another ambassador build (say, the previous commit's) as the
+#   target "baseline", in the same rounds
 # Needs: iperf3, python3, rustc; optional: haproxy, nginx (backend for wrk, and the stream module,
 # Debian: libnginx-mod-stream), wrk, socat. Missing references are reported, never faked.
 set -euo pipefail
@@ -112,6 +114,19 @@ TARGETS+=(ambassador)
 IPERF[ambassador]=25211
 RR[ambassador]=25212
 WEB[ambassador]=25213
+
+# another ambassador build, to compare a change in the same rounds
+if [[ -n "${BASELINE_BIN:-}" ]]; then
+    "$BASELINE_BIN" --admin-addr none --log-level warn \
+        --route "127.0.0.1:25251=127.0.0.1:$IPERF_PORT" --route "127.0.0.1:25252=127.0.0.1:$RR_PORT" \
+        --route "127.0.0.1:25253=127.0.0.1:$HTTP_PORT" &
+    PIDS+=($!)
+    MEMPIDS[baseline]=$!
+    TARGETS+=(baseline)
+    IPERF[baseline]=25251
+    RR[baseline]=25252
+    WEB[baseline]=25253
+fi
 
 # HAProxy
 if command -v haproxy >/dev/null; then
@@ -338,7 +353,7 @@ for t in targets:
             print("  %s %s: min %g max %g" % (t, c, lo, hi), file=sys.stderr)
 refs = [t for t in ("haproxy", "nginx") if t in targets]
 subject = {"direct": "direct", "ambassador": "ambassador", "haproxy": "haproxy",
-           "nginx": "nginx stream", "socat": "socat"}
+           "nginx": "nginx stream", "socat": "socat", "baseline": "ambassador (baseline build)"}
 figures = [
     # key, scenario, metric, unit, better
     ("gbps", "iperf3 single stream", "throughput", "Gbit/s", "higher"),
@@ -365,7 +380,8 @@ if int(os.environ["ROUNDS"]) > 1 and "ambassador" in targets:
     for key, _, metric, _, better in figures:
         if key != "idle" and "ambassador:" + key in raw:
             print("  %-9s %-22s %s" % (key, metric, "  ".join(
-                "%s %s" % (r, rounds_ahead(key, r, better)) for r in refs)), file=sys.stderr)
+                "%s %s" % (r, rounds_ahead(key, r, better))
+                for r in refs + [t for t in targets if t == "baseline"])), file=sys.stderr)
 for key, scenario, metric, unit, better in figures:
     for t in targets:
         if t + ":" + key not in v:

@@ -1,8 +1,10 @@
 //! Connecting to an upstream: the candidates in balancing order, each of their addresses, a
-//! connect timeout, TCP keepalive and `TCP_USER_TIMEOUT` (a silently dead upstream is noticed;
-//! for plain TCP set by the relay after [`UPSTREAM_OPTIONS_AFTER`]),
+//! connect timeout, TCP keepalive and `TCP_USER_TIMEOUT` (a silently dead upstream is noticed),
 //! then optional TLS origination and a PROXY protocol header. A failure moves on to the next
 //! address and upstream; nothing from the client has been sent yet, so retrying is safe.
+//! This is the connect of the routes with TLS on either side; plain TCP routes on Linux connect
+//! in [`crate::engine`], the same way (and set the upstream options after
+//! [`UPSTREAM_OPTIONS_AFTER`]).
 use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
 use common::tls::{server_name, ServerName, TlsConnector};
@@ -149,9 +151,8 @@ impl Connector {
         Ok(())
     }
 
-    /// A TCP connection with `TCP_NODELAY` (and, under TLS, the upstream options: a plain
-    /// upstream gets them from the relay once the connection has lived for
-    /// [`UPSTREAM_OPTIONS_AFTER`], see `finish` in `proxy`).
+    /// A TCP connection with `TCP_NODELAY` (and, under TLS, the upstream options; a plain
+    /// upstream gets them in `finish` in `proxy`).
     #[cfg(target_os = "linux")]
     async fn tcp_connect(&self, addr: SocketAddr) -> io::Result<TcpStream> {
         use socket2::{Domain, Socket, Type};

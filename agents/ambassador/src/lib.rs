@@ -6,11 +6,13 @@
 //! - [`resolve`]: upstream names (IP literals, an optional hosts file, DNS).
 //! - [`pool`]: a route's upstreams: addresses, balancing, passive health and ejection.
 //! - [`connect`]: connecting to an upstream (timeouts, keepalive, TLS origination, PROXY header).
-//! - [`listen`]: the listening sockets, one per event loop.
-//! - [`proxy`]: the accept loop and one connection's life; [`heartbeat`] keeps arming a
-//!   connect timeout from interrupting an event loop's wait.
-//! - [`relay`] and `splice`: moving the bytes (buffered for TLS; between plain sockets a
-//!   read/write through a per-thread buffer for small messages, splice(2) for bulk).
+//! - `engine` (Linux): plain TCP routes, on epoll loops of their own: accept, limit, connect,
+//!   PROXY header, relay (read/write through one buffer for small messages, splice(2) through
+//!   the pipes of `splice` for bulk), timeouts, drain.
+//! - Routes with TLS on either side (and every route elsewhere than Linux) run on tokio:
+//!   [`listen`], the listening sockets, one per event loop; [`proxy`], the accept loop and one
+//!   connection's life; [`heartbeat`] keeps arming a connect timeout from interrupting an event
+//!   loop's wait; [`relay`], the buffered relay.
 //! - [`tasks`]: background work: re-resolution, active health checks, readiness.
 //! - [`metrics`], [`events`]: what is counted and logged.
 //!
@@ -28,6 +30,8 @@ use tracing::info;
 
 pub mod config;
 pub mod connect;
+#[cfg(target_os = "linux")]
+pub mod engine;
 pub mod events;
 pub mod fdlimit;
 pub mod heartbeat;
@@ -63,6 +67,9 @@ pub enum Error {
         /// The cause.
         source: common::tls::TlsError,
     },
+    /// The relay event loop could not start.
+    #[error("cannot start the relay event loop: {0} (is the process out of file descriptors?)")]
+    Engine(std::io::Error),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source} (is another process using the port?)")]
     Bind {
@@ -288,19 +295,28 @@ impl Agent for Ambassador {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
             n => n,
         };
+        // Plain TCP routes run on the epoll loops of `engine`; routes with TLS on either side
+        // on tokio event loops (the control plane's own, plus `workers - 1` more).
+        let on_engine = |rc: &RouteConfig| {
+            cfg!(target_os = "linux") && rc.acceptor.is_none() && rc.connector.tls.is_none()
+        };
         let relay_stop = CancellationToken::new();
         let mut loops = vec![tokio::runtime::Handle::current()];
-        for i in 1..workers {
-            match spawn_worker(i, relay_stop.clone()) {
-                Ok(h) => loops.push(h),
-                Err(error) => {
-                    tracing::warn!(%error, "cannot start a relay thread; using fewer");
-                    break;
+        if !routes.iter().all(|rc| on_engine(rc)) {
+            for i in 1..workers {
+                match spawn_worker(i, relay_stop.clone()) {
+                    Ok(h) => loops.push(h),
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot start a relay thread; using fewer");
+                        break;
+                    }
                 }
             }
         }
-        tracing::debug!(workers = loops.len(), "relay event loops");
+        tracing::debug!(workers, "relay event loops");
         let accepting = TaskTracker::new();
+        #[cfg(target_os = "linux")]
+        let mut engine_routes = Vec::new();
         for (((listener, pool), spec), rc) in
             listeners.into_iter().zip(&pools).zip(&specs).zip(&routes)
         {
@@ -315,6 +331,21 @@ impl Agent for Ambassador {
             .emit();
             let max = spec.options.max_connections;
             let limit = (max > 0).then(|| Arc::new(Semaphore::new(max)));
+            #[cfg(target_os = "linux")]
+            if on_engine(rc) {
+                // Accepted sockets inherit TCP_NODELAY from the listener.
+                let set_nodelay = socket2::SockRef::from(&listener)
+                    .set_tcp_nodelay(true)
+                    .is_err();
+                engine_routes.push(engine::EngineRoute {
+                    pool: pool.clone(),
+                    config: rc.clone(),
+                    limit,
+                    listener: Arc::new(listener),
+                    set_nodelay,
+                });
+                continue;
+            }
             // Every event loop accepts on a listening socket of its own (or, failing that, its
             // own registration of a shared one), then relays what it accepted: no hand-off
             // between threads.
@@ -340,6 +371,29 @@ impl Agent for Ambassador {
                     handle,
                 );
             }
+        }
+        #[cfg(target_os = "linux")]
+        if !engine_routes.is_empty() {
+            let mut wakers = Vec::new();
+            for i in 0..workers {
+                match engine::spawn(i, &engine_routes, shared.clone(), accepting.token()) {
+                    Ok(w) => wakers.push(w),
+                    Err(source) if wakers.is_empty() => return Err(Error::Engine(source)),
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot start a relay thread; using fewer");
+                        break;
+                    }
+                }
+            }
+            // The loops hold the listening sockets from here on (closed when they stop).
+            drop(engine_routes);
+            let (stop, close) = (shared.stop_accepting.clone(), shared.force_close.clone());
+            tokio::spawn(async move {
+                stop.cancelled().await;
+                wakers.iter().for_each(engine::Waker::wake);
+                close.cancelled().await;
+                wakers.iter().for_each(engine::Waker::wake);
+            });
         }
 
         ctx.shutdown.triggered().await;
@@ -388,7 +442,7 @@ fn spawn_worker(i: usize, stop: CancellationToken) -> std::io::Result<tokio::run
         .build()?;
     let handle = rt.handle().clone();
     std::thread::Builder::new()
-        .name(format!("relay-{i}"))
+        .name(format!("relay-tls-{i}"))
         .spawn(move || rt.block_on(stop.cancelled_owned()))?;
     Ok(handle)
 }

@@ -1,9 +1,12 @@
-//! Listening sockets: one per relay event loop, bound to the same address with `SO_REUSEPORT`
+//! Listening sockets. [`bind`] makes a route's socket (plain TCP routes on Linux share it
+//! between the `engine` loops, registered with `EPOLLEXCLUSIVE`). The tokio event loops of
+//! routes with TLS get one each ([`per_loop`]), bound to the same address with `SO_REUSEPORT`
 //! (Linux), so the kernel spreads new connections over the loops and wakes only the loop a
-//! connection went to. A single socket shared by every loop woke them all for each connection
-//! (one `accept` per extra loop found nothing) and let the first loop awake take a whole burst.
-//! `TCP_NODELAY` is set on the listeners: accepted sockets inherit it on Linux. Another process
-//! on the same address is still an error (see [`bind`]).
+//! connection went to: tokio cannot register a socket with `EPOLLEXCLUSIVE`, and a single socket
+//! shared by every loop woke them all for each connection (one `accept` per extra loop found
+//! nothing) and let the first loop awake take a whole burst. `TCP_NODELAY` is set on the
+//! listeners: accepted sockets inherit it on Linux. Another process on the same address is
+//! still an error (see [`bind`]).
 use std::{io, net::SocketAddr};
 
 use socket2::{Domain, Socket, Type};

@@ -1,7 +1,8 @@
-//! One route at run time: the accept loop, the connection limit (wait or refuse), TLS
-//! termination, the upstream connect (at once: server-speaks-first protocols such as MySQL's
-//! greeting never wait for a client byte), the relay, reset propagation, metrics and the
-//! access log line.
+//! One route with TLS on either side (any route elsewhere than Linux) at run time, on a tokio
+//! event loop: the accept loop, the connection limit (wait or refuse), TLS termination, the
+//! upstream connect (at once: server-speaks-first protocols such as MySQL's greeting never wait
+//! for a client byte), the relay, reset propagation, metrics and the access log line. Plain TCP
+//! routes on Linux do the same in [`crate::engine`].
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::{
@@ -224,14 +225,8 @@ async fn connect(
     c
 }
 
-trait ClientStream:
-    tokio::io::AsyncRead + tokio::io::AsyncWrite + Socket + Unpin + Send + std::any::Any
-{
-}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Socket + Unpin + Send + 'static> ClientStream
-    for T
-{
-}
+trait ClientStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Socket + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Socket + Unpin + Send> ClientStream for T {}
 
 async fn finish<C: ClientStream>(
     mut client: C,
@@ -246,46 +241,19 @@ async fn finish<C: ClientStream>(
     let counters = &up.upstream.metrics.bytes;
     let outcome: Outcome = match up.stream {
         UpStream::Plain(mut u) => {
-            let plain_client = (&mut client as &mut dyn std::any::Any).downcast_mut::<TcpStream>();
-            let out = match plain_client {
-                #[cfg(target_os = "linux")]
-                Some(c) => {
-                    let options = |s: &TcpStream| {
-                        if let Err(error) = rc.connector.set_upstream_options(s) {
-                            debug!(route = %pool.route, %error, "cannot set keepalive on the upstream socket");
-                        }
-                    };
-                    let out = crate::splice::relay_tcp(
-                        c,
-                        &mut u,
-                        rc.buffer_size,
-                        rc.splice,
-                        rc.idle_timeout,
-                        cancel,
-                        counters,
-                        Some(&options),
-                    )
-                    .await;
-                    reset_side(&out.end, c, &u);
-                    out
-                }
-                _ => {
-                    if let Err(error) = rc.connector.set_upstream_options(&u) {
-                        debug!(route = %pool.route, %error, "cannot set keepalive on the upstream socket");
-                    }
-                    let out = Box::pin(relay::relay(
-                        &mut client,
-                        &mut u,
-                        rc.buffer_size,
-                        rc.idle_timeout,
-                        cancel,
-                        counters,
-                    ))
-                    .await;
-                    reset_side(&out.end, client.tcp(), &u);
-                    out
-                }
-            };
+            if let Err(error) = rc.connector.set_upstream_options(&u) {
+                debug!(route = %pool.route, %error, "cannot set keepalive on the upstream socket");
+            }
+            let out = Box::pin(relay::relay(
+                &mut client,
+                &mut u,
+                rc.buffer_size,
+                rc.idle_timeout,
+                cancel,
+                counters,
+            ))
+            .await;
+            reset_side(&out.end, client.tcp(), &u);
             out
         }
         UpStream::Tls(mut u) => {
@@ -302,11 +270,6 @@ async fn finish<C: ClientStream>(
             out
         }
     };
-    let engine = if outcome.spliced {
-        "splice"
-    } else {
-        "buffered"
-    };
     if rc.access_log {
         events::ConnectionClosed {
             route: &pool.route,
@@ -317,7 +280,7 @@ async fn finish<C: ClientStream>(
             bytes_to_upstream: outcome.to_upstream,
             bytes_to_client: outcome.to_client,
             reason: outcome.end.reason(),
-            engine,
+            engine: "buffered",
         }
         .emit();
     }

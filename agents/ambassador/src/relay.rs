@@ -3,12 +3,11 @@
 //! reset the other side, bounded buffers (a slow reader stops the reading on the other side, so
 //! memory never grows), an idle timeout, and a forced close for the end of the drain.
 //!
-//! Two engines: [`relay`], a buffered copy for any stream (TLS), whose buffer is released while
-//! a direction is idle so idle connections cost little memory; and on Linux
-//! [`crate::splice::relay_tcp`] between plain sockets: a read/write straight through a
-//! per-thread buffer for small messages, zero-copy `splice(2)` through a pipe for bulk.
-//! Both count bytes on the route's [`Counters`] as they are written, so long-lived connections
-//! show their traffic before they close.
+//! [`relay`] is the buffered copy of the routes with TLS on either side (any stream), whose
+//! buffer is released while a direction is idle so idle connections cost little memory; plain
+//! TCP routes on Linux relay in [`crate::engine`], with the same semantics. Bytes are counted on
+//! the route's [`Counters`] as they are written, so long-lived connections show their traffic
+//! before they close.
 use std::{
     future::{poll_fn, Future},
     io,
@@ -74,8 +73,6 @@ pub struct Outcome {
     pub to_upstream: u64,
     /// Upstream to client.
     pub to_client: u64,
-    /// Some bytes went through splice(2).
-    pub spliced: bool,
     /// Why it ended.
     pub end: End,
 }
@@ -158,47 +155,30 @@ impl ForceClose {
     }
 }
 
-/// Watches the idle timeout and the forced close, shared by both engines, and tells when work
-/// put off for a while is due. The timer and the token are only polled to register the task's
-/// waker (first poll, or a new waker) and, the timer, when the clock says it is due; the token
-/// never again: the flag says when it tripped, since it is set before the token wakes anyone.
+/// Watches the idle timeout and the forced close. The timer and the token are only polled to
+/// register the task's waker (first poll, or a new waker) and, the timer, when the clock says it
+/// is due; the token never again: the flag says when it tripped, since it is set before the
+/// token wakes anyone.
 pub(crate) struct Watch<'a> {
     idle: Option<Duration>,
     sleep: Option<Pin<Box<Sleep>>>,
     last: Instant,
-    /// When the put-off work is due.
-    later: Option<Instant>,
-    due: bool,
     close: &'a ForceClose,
     cancel: Pin<Box<tokio_util::sync::WaitForCancellationFuture<'a>>>,
     waker: Option<Waker>,
 }
 
 impl<'a> Watch<'a> {
-    /// `later`: how long to put work off ([`Watch::take_due`] says when it is due).
-    pub(crate) fn new(
-        idle: Option<Duration>,
-        close: &'a ForceClose,
-        later: Option<Duration>,
-    ) -> Self {
+    pub(crate) fn new(idle: Option<Duration>, close: &'a ForceClose) -> Self {
         let now = Instant::now();
-        let later = later.map(|d| now + d);
-        let first = idle.map(|d| now + d).into_iter().chain(later).min();
         Watch {
             idle,
-            sleep: first.map(|t| Box::pin(tokio::time::sleep_until(t))),
+            sleep: idle.map(|d| Box::pin(tokio::time::sleep_until(now + d))),
             last: now,
-            later,
-            due: false,
             close,
             cancel: Box::pin(close.cancelled()),
             waker: None,
         }
-    }
-
-    /// True once when the put-off work is due.
-    pub(crate) fn take_due(&mut self) -> bool {
-        std::mem::take(&mut self.due)
     }
 
     /// Call after polling both directions; `active` when a byte moved.
@@ -225,21 +205,15 @@ impl<'a> Watch<'a> {
             return Poll::Pending;
         }
         while sleep.as_mut().poll(cx).is_ready() {
-            if self.later.is_some_and(|t| t <= now) {
-                self.later = None;
-                self.due = true;
-            }
-            let idle_at = self.idle.map(|d| self.last + d);
-            if idle_at.is_some_and(|t| t <= now) {
+            let Some(idle) = self.idle else {
+                self.sleep = None;
+                break;
+            };
+            let idle_at = self.last + idle;
+            if idle_at <= now {
                 return Poll::Ready(End::Idle);
             }
-            match idle_at.into_iter().chain(self.later).min() {
-                Some(t) => sleep.as_mut().reset(t),
-                None => {
-                    self.sleep = None;
-                    break;
-                }
-            }
+            sleep.as_mut().reset(idle_at);
         }
         Poll::Pending
     }
@@ -353,7 +327,7 @@ where
 {
     let mut up = Half::default();
     let mut down = Half::default();
-    let mut watch = Watch::new(idle, cancel, None);
+    let mut watch = Watch::new(idle, cancel);
     let end = poll_fn(|cx| {
         let mut active = false;
         let a = poll_half(
@@ -395,7 +369,6 @@ where
     Outcome {
         to_upstream: up.bytes,
         to_client: down.bytes,
-        spliced: false,
         end,
     }
 }
