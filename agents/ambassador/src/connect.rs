@@ -32,6 +32,14 @@ use crate::{
 /// retransmission whenever it is set).
 pub const UPSTREAM_OPTIONS_AFTER: Duration = Duration::from_secs(2);
 
+/// The error of a connect attempt that got no answer within `timeout`.
+pub fn timed_out(timeout: Duration) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("no answer within {timeout:?}"),
+    )
+}
+
 /// TLS origination settings.
 #[derive(Clone)]
 pub struct UpstreamTls {
@@ -92,12 +100,7 @@ impl Connector {
                 let attempt =
                     tokio::time::timeout(self.timeout, self.attempt(&up, addr, client, local))
                         .await;
-                let result = attempt.unwrap_or_else(|_| {
-                    Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!("no answer within {:?}", self.timeout),
-                    ))
-                });
+                let result = attempt.unwrap_or_else(|_| Err(timed_out(self.timeout)));
                 match result {
                     Ok(stream) => {
                         up.metrics

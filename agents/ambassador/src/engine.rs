@@ -37,7 +37,7 @@ use std::{
 };
 
 use common::prometheus_client::metrics::counter::Counter;
-use socket2::{Domain, SockAddr, SockRef, Socket, Type};
+use socket2::{Domain, SockAddr, Socket, Type};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tracing::{debug, warn};
@@ -47,7 +47,7 @@ use crate::{
     events,
     pool::{ActiveGuard, Pool, Upstream},
     proxy::{RouteConfig, Shared},
-    relay::{End, Side},
+    relay::{set_reset_on_close, End, Side},
     splice::{give_back, splice, take_pipe, Pipe, PIPE_SIZE},
 };
 
@@ -514,8 +514,28 @@ struct Engine {
     next_sweep: Option<Instant>,
 }
 
+/// A socket's epoll token: the id it got when registered, its connection's slot, and which
+/// side it is.
 fn token(id: u32, slot: usize, upstream: bool) -> u64 {
     (u64::from(id) << 32) | ((slot as u64) << 1) | u64::from(upstream)
+}
+
+/// The id, slot and side of a token.
+fn untoken(t: u64) -> (u32, usize, bool) {
+    (
+        (t >> 32) as u32,
+        ((t & 0xFFFF_FFFF) >> 1) as usize,
+        t & 1 == 1,
+    )
+}
+
+/// The next socket id (never [`LISTENER_ID`], so no socket's token looks like a listener's).
+fn next_id(counter: &mut u32) -> u32 {
+    *counter = counter.wrapping_add(1);
+    if *counter == LISTENER_ID {
+        *counter = 1;
+    }
+    *counter
 }
 
 impl Engine {
@@ -632,14 +652,6 @@ impl Engine {
         }
     }
 
-    fn id(&mut self) -> u32 {
-        self.next_id = self.next_id.wrapping_add(1);
-        if self.next_id == LISTENER_ID {
-            self.next_id = 1;
-        }
-        self.next_id
-    }
-
     fn run(mut self) {
         let mut events: Vec<libc::epoll_event> =
             vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS];
@@ -719,9 +731,7 @@ impl Engine {
             self.accept((tok & 0xFFFF_FFFF) as usize);
             return;
         }
-        let id = (tok >> 32) as u32;
-        let slot = ((tok & 0xFFFF_FFFF) >> 1) as usize;
-        let upstream = tok & 1 == 1;
+        let (id, slot, upstream) = untoken(tok);
         let Some(Some(c)) = self.conns.get_mut(slot) else {
             return;
         };
@@ -854,7 +864,7 @@ impl Engine {
                 self.conns.len() - 1
             }
         };
-        let client_id = self.id();
+        let client_id = next_id(&mut self.next_id);
         if let Err(error) = self.add_socket(client.as_raw_fd(), token(client_id, slot, false)) {
             warn!(%error, "cannot watch an accepted connection; closing it");
             self.free.push(slot);
@@ -970,11 +980,7 @@ impl Engine {
             k.addr = Some(addr);
             k.started = self.now;
             k.ready = Ready::default();
-            self.next_id = self.next_id.wrapping_add(1);
-            if self.next_id == LISTENER_ID {
-                self.next_id = 1;
-            }
-            let up_id = self.next_id;
+            let up_id = next_id(&mut self.next_id);
             k.up_id = up_id;
             let attempt = (|| -> io::Result<TcpStream> {
                 let socket =
@@ -1175,7 +1181,7 @@ impl Engine {
                     }
                 }
                 Timer::Connect(_) => {
-                    let slot = ((key & 0xFFFF_FFFF) >> 1) as usize;
+                    let (_, slot, _) = untoken(key);
                     let Some(Some(c)) = self.conns.get_mut(slot) else {
                         continue;
                     };
@@ -1183,13 +1189,7 @@ impl Engine {
                     if let State::Connecting(k) = &mut c.state {
                         k.sock = None;
                     }
-                    self.next_attempt(
-                        slot,
-                        Some(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            format!("no answer within {timeout:?}"),
-                        )),
-                    );
+                    self.next_attempt(slot, Some(crate::connect::timed_out(timeout)));
                 }
             }
         }
@@ -1200,9 +1200,9 @@ impl Engine {
 
     /// True while the connect attempt `up_id` of the connection `key` is in flight.
     fn connecting(&self, key: u64, up_id: u32) -> bool {
-        let slot = ((key & 0xFFFF_FFFF) >> 1) as usize;
+        let (id, slot, _) = untoken(key);
         match self.conns.get(slot) {
-            Some(Some(c)) if c.client_id == (key >> 32) as u32 => {
+            Some(Some(c)) if c.client_id == id => {
                 matches!(&c.state, State::Connecting(k) if k.up_id == up_id)
             }
             _ => false,
@@ -1284,11 +1284,6 @@ impl Engine {
     }
 }
 
-/// Makes the next close of `s` send a RST instead of a FIN (reset propagation).
-fn set_reset_on_close(s: &TcpStream) {
-    let _ = SockRef::from(s).set_linger(Some(Duration::ZERO));
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1297,6 +1292,7 @@ mod tests {
         relay::ForceClose,
     };
     use common::prometheus_client::registry::Registry;
+    use socket2::SockRef;
     use std::{
         io::{Read, Write},
         net::Shutdown,

@@ -111,7 +111,7 @@ impl Socket for tokio_rustls::client::TlsStream<TcpStream> {
 }
 
 /// Makes the next close of `s` send a RST instead of a FIN (reset propagation).
-pub fn set_reset_on_close(s: &TcpStream) {
+pub fn set_reset_on_close(s: &impl std::os::fd::AsFd) {
     let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
 }
 
