@@ -240,6 +240,20 @@ struct Moved {
     more: bool,
 }
 
+/// What a write to the other side did: `Some(n)` bytes taken, `None` when the socket is full
+/// (its readiness cleared: an edge comes when it has room again).
+fn written(r: io::Result<usize>, to: &mut Ready) -> Result<Option<usize>, (Side, io::Error)> {
+    match r {
+        Ok(0) => Err((Side::Writer, io::ErrorKind::WriteZero.into())),
+        Ok(n) => Ok(Some(n)),
+        Err(e) if would_block(&e) => {
+            to.writable = false;
+            Ok(None)
+        }
+        Err(e) => Err((Side::Writer, e)),
+    }
+}
+
 /// Moves what can be moved in one direction now, up to [`BUDGET`] reads.
 fn drive_half(
     h: &mut Half,
@@ -259,23 +273,16 @@ fn drive_half(
             if !to.writable {
                 break;
             }
-            match write(io.to, &buf[h.pos..]) {
-                Ok(0) => return Err((Side::Writer, io::ErrorKind::WriteZero.into())),
-                Ok(n) => {
-                    h.pos += n;
-                    if h.pos == buf.len() {
-                        h.pending = None;
-                        h.pos = 0;
-                    }
-                    h.sent(n, io.counter);
-                    moved = true;
-                }
-                Err(e) if would_block(&e) => {
-                    to.writable = false;
-                    break;
-                }
-                Err(e) => return Err((Side::Writer, e)),
+            let Some(n) = written(write(io.to, &buf[h.pos..]), to)? else {
+                break;
+            };
+            h.pos += n;
+            if h.pos == buf.len() {
+                h.pending = None;
+                h.pos = 0;
             }
+            h.sent(n, io.counter);
+            moved = true;
             continue;
         }
         // Then what sits in the pipe.
@@ -283,18 +290,12 @@ fn drive_half(
             if !to.writable {
                 break;
             }
-            match splice(p.r.as_raw_fd(), io.to, p.len) {
-                Ok(n) => {
-                    p.len -= n;
-                    h.sent(n, io.counter);
-                    moved = true;
-                }
-                Err(e) if would_block(&e) => {
-                    to.writable = false;
-                    break;
-                }
-                Err(e) => return Err((Side::Writer, e)),
-            }
+            let Some(n) = written(splice(p.r.as_raw_fd(), io.to, p.len), to)? else {
+                break;
+            };
+            p.len -= n;
+            h.sent(n, io.counter);
+            moved = true;
             continue;
         }
         if h.eof {
@@ -390,24 +391,16 @@ fn drive_half(
         if n == io.size && io.may_splice && !h.no_splice {
             h.splicing = true;
         }
-        let written = if to.writable {
-            match write(io.to, &io.scratch[..n]) {
-                Ok(0) => return Err((Side::Writer, io::ErrorKind::WriteZero.into())),
-                Ok(m) => m,
-                Err(e) if would_block(&e) => {
-                    to.writable = false;
-                    0
-                }
-                Err(e) => return Err((Side::Writer, e)),
-            }
+        let taken = if to.writable {
+            written(write(io.to, &io.scratch[..n]), to)?.unwrap_or(0)
         } else {
             0
         };
-        if written > 0 {
-            h.sent(written, io.counter);
+        if taken > 0 {
+            h.sent(taken, io.counter);
         }
-        if written < n {
-            h.pending = Some(io.scratch[written..n].into());
+        if taken < n {
+            h.pending = Some(io.scratch[taken..n].into());
             h.pos = 0;
         }
     }
