@@ -293,6 +293,44 @@ fn refusing_upstream_is_ejected_then_readmitted() {
     assert_eq!(amb.ready_status(), 200);
 }
 
+/// An upstream whose connects hang (its accept queue is full, so the kernel drops the SYNs)
+/// costs one connect timeout, then the next upstream serves the connection.
+#[test]
+fn a_connect_that_hangs_times_out_then_the_next_upstream_serves() {
+    let full =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    full.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .expect("bind");
+    full.listen(0).expect("listen");
+    let hung = full
+        .local_addr()
+        .expect("address")
+        .as_socket()
+        .expect("inet");
+    // One connection that is never accepted fills the queue.
+    let _filler = TcpStream::connect(hung).expect("the one queued connection");
+    let (echo, _) = echo_server();
+    let route = format!("127.0.0.1:0={hung},{echo}");
+    let amb = Amb::spawn(&["--route", &route, "--connect-timeout", "300ms"], &[]);
+    let addr = amb.listen(0);
+    // Round robin starts at the first upstream: the hanging one.
+    let started = std::time::Instant::now();
+    let mut c = connect(addr);
+    assert_eq!(roundtrip(&mut c, b"ping"), b"ping");
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "served before the connect timeout: the hanging upstream was not tried first"
+    );
+    let up = format!("upstream=\"{hung}\"");
+    assert_eq!(
+        amb.metric(
+            "ambassador_connect_errors_total",
+            &[&up, "reason=\"timeout\""]
+        ),
+        1.0
+    );
+}
+
 #[test]
 fn not_ready_while_every_upstream_is_ejected() {
     let port = dead_port();
