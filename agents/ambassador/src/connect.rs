@@ -32,6 +32,20 @@ use crate::{
 /// retransmission whenever it is set).
 pub const UPSTREAM_OPTIONS_AFTER: Duration = Duration::from_secs(2);
 
+/// True when a connect failed for want of a descriptor here (`EMFILE`, `ENFILE`): no
+/// upstream is to blame, and trying the others would fail the same way.
+pub fn out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
+/// Why a new connection got no upstream: a label of `ambassador_rejected_connections_total`.
+pub fn rejection(e: Option<&io::Error>) -> &'static str {
+    match e {
+        Some(e) if out_of_descriptors(e) => "no_descriptors",
+        _ => "no_upstream",
+    }
+}
+
 /// The error of a connect attempt that got no answer within `timeout`.
 pub fn timed_out(timeout: Duration) -> io::Error {
     io::Error::new(
@@ -85,13 +99,14 @@ pub struct Connected {
 }
 
 impl Connector {
-    /// Tries the pool's candidates in order; `None` when every attempt failed.
+    /// Tries the pool's candidates in order; when every attempt failed, why (a
+    /// [`rejection`] reason). Out of descriptors, it stops at once and blames no upstream.
     pub async fn connect(
         &self,
         pool: &Pool,
         client: SocketAddr,
         local: SocketAddr,
-    ) -> Option<Connected> {
+    ) -> Result<Connected, &'static str> {
         for up in pool.candidates() {
             let addrs = up.addrs();
             let mut ok = None;
@@ -113,6 +128,9 @@ impl Connector {
                         });
                         break;
                     }
+                    Err(error) if out_of_descriptors(&error) => {
+                        return Err(rejection(Some(&error)));
+                    }
                     Err(error) => events::ConnectFailed {
                         route: &pool.route,
                         upstream: &up.label,
@@ -125,12 +143,12 @@ impl Connector {
             match ok {
                 Some(c) => {
                     pool.record_success(&c.upstream);
-                    return Some(c);
+                    return Ok(c);
                 }
                 None => pool.record_failure(&up),
             }
         }
-        None
+        Err(rejection(None))
     }
 
     /// TCP keepalive and `TCP_USER_TIMEOUT` on an upstream socket, so a silently dead

@@ -150,7 +150,7 @@ pub struct ConnectionRejected<'a> {
     pub route: &'a str,
     /// The client.
     pub client: SocketAddr,
-    /// limit, no_upstream, tls_handshake.
+    /// limit, no_upstream, no_descriptors, tls_handshake.
     pub reason: &'static str,
 }
 

@@ -213,16 +213,18 @@ async fn connect(
     peer: SocketAddr,
     local: SocketAddr,
 ) -> Option<Connected> {
-    let c = rc.connector.connect(pool, peer, local).await;
-    if c.is_none() {
-        events::ConnectionRejected {
-            route: &pool.route,
-            client: peer,
-            reason: "no_upstream",
+    match rc.connector.connect(pool, peer, local).await {
+        Ok(c) => Some(c),
+        Err(reason) => {
+            events::ConnectionRejected {
+                route: &pool.route,
+                client: peer,
+                reason,
+            }
+            .emit(&shared.metrics);
+            None
         }
-        .emit(&shared.metrics);
     }
-    c
 }
 
 trait ClientStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Socket + Unpin + Send {}

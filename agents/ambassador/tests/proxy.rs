@@ -331,6 +331,51 @@ fn a_connect_that_hangs_times_out_then_the_next_upstream_serves() {
     );
 }
 
+/// Out of file descriptors (a 64-descriptor limit, more clients than it allows): the agent
+/// neither dies nor spins, and serves again once the clients are gone.
+#[test]
+fn out_of_file_descriptors_then_serves_again() {
+    let (echo, _) = echo_server();
+    let route = format!("127.0.0.1:0={echo}");
+    let mut cmd = Command::new("prlimit");
+    cmd.args(["--nofile=64:64", "--", env!("CARGO_BIN_EXE_ambassador")])
+        .args(["--admin-addr", "127.0.0.1:0", "--log-level", "info"])
+        .args(["--route", &route, "--workers", "2"]);
+    let proc = testkit::AgentProcess::spawn(cmd);
+    let admin = proc.admin_addr();
+    let amb = Amb { proc, admin };
+    let addr = amb.listen(0);
+    // Each proxied connection takes two descriptors: 60 clients are more than the limit allows.
+    let mut clients: Vec<TcpStream> = (0..60).map(|_| connect(addr)).collect();
+    for c in clients.iter_mut().take(5) {
+        assert_eq!(
+            roundtrip(c, b"early"),
+            b"early",
+            "the first clients are served"
+        );
+    }
+    // Out of descriptors at accept (a warning, then a pause) or at the upstream socket (the
+    // client turned away as "no_descriptors"), whichever came first.
+    amb.proc
+        .wait_for_log(T, "the agent out of descriptors", |l| {
+            l.contains("Too many open files") || l.contains("no_descriptors")
+        });
+    drop(clients);
+    wait_until(T, "a new connection served after the others closed", || {
+        let mut c = connect(addr);
+        c.set_read_timeout(Some(Duration::from_millis(500)))
+            .expect("timeout");
+        c.write_all(b"again").is_ok() && {
+            let mut back = [0u8; 5];
+            c.read_exact(&mut back).is_ok() && &back == b"again"
+        }
+    });
+    assert_eq!(amb.ready_status(), 200);
+    // Running out of descriptors was not the upstream's fault.
+    assert_eq!(amb.metric("ambassador_connect_errors_total", &[]), 0.0);
+    assert_eq!(amb.metric("ambassador_ejections_total", &[]), 0.0);
+}
+
 #[test]
 fn not_ready_while_every_upstream_is_ejected() {
     let port = dead_port();

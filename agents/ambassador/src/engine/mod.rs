@@ -672,6 +672,7 @@ impl Engine {
             }
             .emit(&self.shared.metrics);
         }
+        let mut out_of = None;
         loop {
             if k.ci < k.candidates.len() && k.ai == 0 && k.addrs.is_empty() {
                 k.addrs = k.candidates[k.ci].addrs();
@@ -728,6 +729,11 @@ impl Engine {
                         .push(Reverse((self.now + timeout, key, Timer::Connect(up_id))));
                     return;
                 }
+                // No socket to be had here: no upstream's fault, and none would do better.
+                Err(error) if crate::connect::out_of_descriptors(&error) => {
+                    out_of = Some(error);
+                    break;
+                }
                 Err(error) => events::ConnectFailed {
                     route: &pool.route,
                     upstream: &k.candidates[k.ci].label,
@@ -740,7 +746,7 @@ impl Engine {
         events::ConnectionRejected {
             route: &pool.route,
             client: c.peer,
-            reason: "no_upstream",
+            reason: crate::connect::rejection(out_of.as_ref()),
         }
         .emit(&self.shared.metrics);
         self.remove(slot);
