@@ -232,6 +232,16 @@ fn token(id: u32, slot: usize, upstream: bool) -> u64 {
     (u64::from(id) << 32) | ((slot as u64) << 1) | u64::from(upstream)
 }
 
+/// How a relay ends when a direction failed: by the socket that failed (`from_client`: the
+/// direction reads the client).
+fn failed(side: Side, e: io::Error, from_client: bool) -> End {
+    if (side == Side::Reader) == from_client {
+        End::Client(e)
+    } else {
+        End::Upstream(e)
+    }
+}
+
 /// The id, slot and side of a token.
 fn untoken(t: u64) -> (u32, usize, bool) {
     (
@@ -843,26 +853,14 @@ impl Engine {
         };
         let up = match drive_half(&mut r.c2u, &mut io, &mut c.cr, &mut r.ur, r.u2c.done) {
             Ok(m) => m,
-            Err((side, e)) => {
-                let end = match side {
-                    Side::Reader => End::Client(e),
-                    Side::Writer => End::Upstream(e),
-                };
-                return self.close(slot, end);
-            }
+            Err((side, e)) => return self.close(slot, failed(side, e, true)),
         };
         io.from = ufd;
         io.to = cfd;
         io.counter = &counters.to_client;
         let down = match drive_half(&mut r.u2c, &mut io, &mut r.ur, &mut c.cr, r.c2u.done) {
             Ok(m) => m,
-            Err((side, e)) => {
-                let end = match side {
-                    Side::Reader => End::Upstream(e),
-                    Side::Writer => End::Client(e),
-                };
-                return self.close(slot, end);
-            }
+            Err((side, e)) => return self.close(slot, failed(side, e, false)),
         };
         if up.any || down.any {
             r.last_active = self.now;
