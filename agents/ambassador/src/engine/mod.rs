@@ -770,12 +770,12 @@ impl Engine {
         let State::Connecting(k) = &mut c.state else {
             return;
         };
-        let failed = flags & (libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0;
-        if !failed && flags & libc::EPOLLOUT as u32 == 0 {
+        let refused = flags & (libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0;
+        if !refused && flags & libc::EPOLLOUT as u32 == 0 {
             return;
         }
         let Some(sock) = k.sock.take() else { return };
-        if failed {
+        if refused {
             // The readiness told a failed connect from one that worked: the error is only
             // fetched for a failure.
             let error = sock
