@@ -346,14 +346,8 @@ fn out_of_file_descriptors_then_serves_again() {
     let amb = Amb { proc, admin };
     let addr = amb.listen(0);
     // Each proxied connection takes two descriptors: 60 clients are more than the limit allows.
-    let mut clients: Vec<TcpStream> = (0..60).map(|_| connect(addr)).collect();
-    for c in clients.iter_mut().take(5) {
-        assert_eq!(
-            roundtrip(c, b"early"),
-            b"early",
-            "the first clients are served"
-        );
-    }
+    // (Which ones get served is up to the race between the two loops for the last descriptors.)
+    let clients: Vec<TcpStream> = (0..60).map(|_| connect(addr)).collect();
     // Out of descriptors at accept (a warning, then a pause) or at the upstream socket (the
     // client turned away as "no_descriptors"), whichever came first.
     amb.proc
