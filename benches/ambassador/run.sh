@@ -104,28 +104,25 @@ RR[direct]=$RR_PORT
 WEB[direct]=$HTTP_PORT
 MISSING=()
 
-# ambassador
-"$AMBASSADOR_BIN" --admin-addr none --log-level warn \
-    --route "127.0.0.1:25211=127.0.0.1:$IPERF_PORT" --route "127.0.0.1:25212=127.0.0.1:$RR_PORT" \
-    --route "127.0.0.1:25213=127.0.0.1:$HTTP_PORT" &
-PIDS+=($!)
-MEMPIDS[ambassador]=$!
-TARGETS+=(ambassador)
-IPERF[ambassador]=25211
-RR[ambassador]=25212
-WEB[ambassador]=25213
-
+# start_ambassador NAME BINARY BASE_PORT: an ambassador build as target NAME, on ports
+# BASE_PORT+1 (iperf3), +2 (rr backend), +3 (HTTP backend)
+start_ambassador() {
+    local name=$1 bin=$2 base=$3
+    "$bin" --admin-addr none --log-level warn \
+        --route "127.0.0.1:$((base + 1))=127.0.0.1:$IPERF_PORT" \
+        --route "127.0.0.1:$((base + 2))=127.0.0.1:$RR_PORT" \
+        --route "127.0.0.1:$((base + 3))=127.0.0.1:$HTTP_PORT" &
+    PIDS+=($!)
+    MEMPIDS[$name]=$!
+    TARGETS+=("$name")
+    IPERF[$name]=$((base + 1))
+    RR[$name]=$((base + 2))
+    WEB[$name]=$((base + 3))
+}
+start_ambassador ambassador "$AMBASSADOR_BIN" 25210
 # another ambassador build, to compare a change in the same rounds
 if [[ -n "${BASELINE_BIN:-}" ]]; then
-    "$BASELINE_BIN" --admin-addr none --log-level warn \
-        --route "127.0.0.1:25251=127.0.0.1:$IPERF_PORT" --route "127.0.0.1:25252=127.0.0.1:$RR_PORT" \
-        --route "127.0.0.1:25253=127.0.0.1:$HTTP_PORT" &
-    PIDS+=($!)
-    MEMPIDS[baseline]=$!
-    TARGETS+=(baseline)
-    IPERF[baseline]=25251
-    RR[baseline]=25252
-    WEB[baseline]=25253
+    start_ambassador baseline "$BASELINE_BIN" 25250
 fi
 
 # HAProxy
