@@ -77,6 +77,11 @@ pub struct Config {
     )]
     pub on_limit: OnLimit,
 
+    /// With --on-limit wait: close a connection that waited this long for a slot (0 = wait as
+    /// long as it takes).
+    #[arg(long, env = "AMBASSADOR_QUEUE_TIMEOUT", default_value = "0s", value_name = "DURATION", value_parser = parse_duration)]
+    pub queue_timeout: Duration,
+
     /// Re-resolve upstream host names this often (DNS failover, Service changes).
     #[arg(long, env = "AMBASSADOR_DNS_TTL", default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
     pub dns_ttl: Duration,
@@ -250,7 +255,7 @@ pub enum ProxyProtocol {
 
 /// Settings a route can set for itself in the routes file (or after its `--route`), each as
 /// `key=value` with the name of the flag that gives its default: `balance`, `connect-timeout`,
-/// `idle-timeout`, `max-connections`, `on-limit`, `proxy-protocol`, `eject-after`,
+/// `idle-timeout`, `max-connections`, `on-limit`, `queue-timeout`, `proxy-protocol`, `eject-after`,
 /// `eject-cooldown`, `eject-cooldown-max`, `health-check-interval`, `keepalive`,
 /// `tcp-user-timeout`, `buffer-size`, `splice`, `access-log`, `upstream-tls`,
 /// `upstream-tls-ca`, `upstream-tls-cert`, `upstream-tls-key`, `upstream-tls-server-name`,
@@ -267,6 +272,8 @@ pub struct RouteOptions {
     pub max_connections: usize,
     /// `on-limit`.
     pub on_limit: OnLimit,
+    /// `queue-timeout` (zero: none).
+    pub queue_timeout: Duration,
     /// `proxy-protocol`.
     pub proxy_protocol: ProxyProtocol,
     /// `eject-after`.
@@ -314,6 +321,7 @@ pub const ROUTE_KEYS: &[&str] = &[
     "idle-timeout",
     "max-connections",
     "on-limit",
+    "queue-timeout",
     "proxy-protocol",
     "eject-after",
     "eject-cooldown",
@@ -366,6 +374,7 @@ impl RouteOptions {
             "idle-timeout" => self.idle_timeout = parse_duration(value)?,
             "max-connections" => self.max_connections = count(value)? as usize,
             "on-limit" => self.on_limit = value_enum(value)?,
+            "queue-timeout" => self.queue_timeout = parse_duration(value)?,
             "proxy-protocol" => self.proxy_protocol = value_enum(value)?,
             "eject-after" => {
                 self.eject_after =
@@ -531,6 +540,7 @@ impl Config {
             idle_timeout: self.idle_timeout,
             max_connections: self.max_connections,
             on_limit: self.on_limit,
+            queue_timeout: self.queue_timeout,
             proxy_protocol: self.proxy_protocol,
             eject_after: self.eject_after,
             eject_cooldown: self.eject_cooldown,
@@ -707,7 +717,7 @@ mod tests {
         assert_eq!(spaced[0].options.max_connections, 2);
         let specs = parse_routes(
             "127.0.0.1:1=a:1,b:1 balance=round-robin connect-timeout=250ms idle-timeout=0s \
-             max-connections=7 on-limit=refuse proxy-protocol=v2 eject-after=5 \
+             max-connections=7 on-limit=refuse queue-timeout=2s proxy-protocol=v2 eject-after=5 \
              eject-cooldown=1s eject-cooldown-max=9s health-check-interval=2s keepalive=0s \
              tcp-user-timeout=4s buffer-size=64KiB splice=false access-log=true \
              upstream-tls=true upstream-tls-ca=/ca.pem upstream-tls-cert=/c.pem \
@@ -725,6 +735,7 @@ mod tests {
             idle_timeout: Duration::ZERO,
             max_connections: 7,
             on_limit: OnLimit::Refuse,
+            queue_timeout: Duration::from_secs(2),
             proxy_protocol: ProxyProtocol::V2,
             eject_after: 5,
             eject_cooldown: Duration::from_secs(1),
@@ -747,7 +758,7 @@ mod tests {
         };
         assert_eq!(o, &want);
         // Every key is covered above.
-        assert_eq!(ROUTE_KEYS.len(), 24);
+        assert_eq!(ROUTE_KEYS.len(), 25);
         // The second route keeps the flags' values.
         assert_eq!(specs[1].options, d);
         assert_eq!(specs[1].options.balance, Balance::LeastConnections);

@@ -2,9 +2,10 @@
 //! the metric handle is at hand, bumps the metric) so names stay consistent.
 use std::{io, net::SocketAddr, time::Duration};
 
-use tracing::{info, warn};
+use common::prometheus_client::metrics::gauge::Gauge;
+use tracing::{debug, info, warn};
 
-use crate::metrics::{ErrorLabels, Metrics, RejectLabels};
+use crate::metrics::{ErrorLabels, Metrics, RejectLabels, RouteLabels};
 
 /// Why a connect attempt failed, as a bounded metric label.
 pub fn connect_reason(e: &io::Error) -> &'static str {
@@ -150,7 +151,7 @@ pub struct ConnectionRejected<'a> {
     pub route: &'a str,
     /// The client.
     pub client: SocketAddr,
-    /// limit, no_upstream, no_descriptors, tls_handshake.
+    /// limit, queue_timeout, no_upstream, no_descriptors, tls_handshake.
     pub reason: &'static str,
 }
 
@@ -165,6 +166,63 @@ impl ConnectionRejected<'_> {
             })
             .inc();
         warn!(route = self.route, client = %self.client, reason = self.reason, "connection rejected");
+    }
+}
+
+/// A client went away (reset) while its connection waited for a slot or for the upstream
+/// connect: no upstream's fault, and nothing to relay.
+pub struct ClientLeft<'a> {
+    /// Route label.
+    pub route: &'a str,
+    /// The client.
+    pub client: SocketAddr,
+}
+
+impl ClientLeft<'_> {
+    /// Logs and counts it (as `rejected_connections_total{reason="client_left"}`).
+    pub fn emit(self, metrics: &Metrics) {
+        metrics
+            .rejected
+            .get_or_create(&RejectLabels {
+                route: self.route.to_string(),
+                reason: "client_left",
+            })
+            .inc();
+        info!(route = self.route, client = %self.client, "client left before its connection reached an upstream");
+    }
+}
+
+/// A connection over `--max-connections` waits for a slot (`--on-limit wait`): counted in
+/// `waiting_connections` until the returned guard drops.
+pub struct WaitingForSlot<'a> {
+    /// Route label.
+    pub route: &'a str,
+    /// The client.
+    pub client: SocketAddr,
+}
+
+impl WaitingForSlot<'_> {
+    /// Logs it and counts it while the guard lives.
+    pub fn begin(self, metrics: &Metrics) -> Waiting {
+        let gauge = metrics
+            .waiting
+            .get_or_create(&RouteLabels {
+                route: self.route.to_string(),
+            })
+            .clone();
+        gauge.inc();
+        debug!(route = self.route, client = %self.client, "connection limit reached; waiting for a free slot");
+        Waiting(gauge)
+    }
+}
+
+/// Counts one waiting connection; see [`WaitingForSlot`].
+#[derive(Debug)]
+pub struct Waiting(Gauge);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

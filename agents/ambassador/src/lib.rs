@@ -216,6 +216,7 @@ impl Agent for Ambassador {
                 idle_timeout: (!o.idle_timeout.is_zero()).then_some(o.idle_timeout),
                 splice: o.splice,
                 on_limit: o.on_limit,
+                queue_timeout: (!o.queue_timeout.is_zero()).then_some(o.queue_timeout),
                 access_log: o.access_log,
             }));
         }
@@ -375,8 +376,9 @@ impl Agent for Ambassador {
         #[cfg(target_os = "linux")]
         if !engine_routes.is_empty() {
             let mut wakers = Vec::new();
+            let peers = engine::Peers::new(workers, engine_routes.len());
             for i in 0..workers {
-                match engine::spawn(i, &engine_routes, shared.clone(), accepting.token()) {
+                match engine::spawn(i, &engine_routes, shared.clone(), accepting.token(), &peers) {
                     Ok(w) => wakers.push(w),
                     Err(source) if wakers.is_empty() => return Err(Error::Engine(source)),
                     Err(error) => {

@@ -49,7 +49,7 @@ pub struct RouteLabels {
 pub struct RejectLabels {
     /// The route's listen address.
     pub route: String,
-    /// limit, no_upstream, tls_handshake.
+    /// limit, queue_timeout, client_left, no_upstream, no_descriptors, tls_handshake.
     pub reason: &'static str,
 }
 
@@ -77,6 +77,8 @@ pub struct Metrics {
     pub accepted: Family<RouteLabels, Counter>,
     /// Client connections closed without reaching an upstream.
     pub rejected: Family<RejectLabels, Counter>,
+    /// Client connections waiting for a slot (`--max-connections` with `--on-limit wait`).
+    pub waiting: Family<RouteLabels, Gauge>,
     /// Bytes relayed.
     pub bytes: Family<ByteLabels, Counter>,
     /// Failed connects by reason.
@@ -99,6 +101,7 @@ impl Metrics {
             total: Family::default(),
             accepted: Family::default(),
             rejected: Family::default(),
+            waiting: Family::default(),
             bytes: Family::default(),
             connect_errors: Family::default(),
             connect_seconds: Family::new_with_constructor(connect_histogram),
@@ -123,8 +126,13 @@ impl Metrics {
         );
         registry.register(
             "rejected_connections",
-            "Client connections closed without reaching an upstream (limit, no_upstream, tls_handshake)",
+            "Client connections closed without reaching an upstream (limit, queue_timeout, client_left, no_upstream, no_descriptors, tls_handshake)",
             m.rejected.clone(),
+        );
+        registry.register(
+            "waiting_connections",
+            "Client connections waiting for a slot under --max-connections (--on-limit wait)",
+            m.waiting.clone(),
         );
         registry.register_with_unit(
             "transferred",

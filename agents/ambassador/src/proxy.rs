@@ -6,6 +6,7 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::{
+    io::Interest,
     net::{TcpListener, TcpStream},
     sync::Semaphore,
     time::Instant,
@@ -38,6 +39,8 @@ pub struct RouteConfig {
     pub splice: bool,
     /// Over the limit.
     pub on_limit: OnLimit,
+    /// With `OnLimit::Wait`: the longest a connection waits for a slot (None: no limit).
+    pub queue_timeout: Option<Duration>,
     /// Access log on.
     pub access_log: bool,
 }
@@ -137,10 +140,39 @@ pub async fn serve(route: Route, shared: Arc<Shared>) {
             let _open = crate::heartbeat::Open::new();
             let _permit = match (permit, limit) {
                 (Some(p), _) => p,
-                (None, Some(sem)) => tokio::select! {
-                    p = sem.acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-                    _ = close.cancelled() => return,
-                },
+                (None, Some(sem)) => {
+                    let _waiting = events::WaitingForSlot {
+                        route: &pool.route,
+                        client: peer,
+                    }
+                    .begin(&shared2.metrics);
+                    let queue_timeout = async {
+                        match rc.queue_timeout {
+                            Some(d) => tokio::time::sleep(d).await,
+                            None => std::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        p = sem.acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+                        _ = close.cancelled() => return,
+                        _ = queue_timeout => {
+                            events::ConnectionRejected {
+                                route: &pool.route,
+                                client: peer,
+                                reason: "queue_timeout",
+                            }
+                            .emit(&shared2.metrics);
+                            return;
+                        }
+                        // A reset: the client is gone (a FIN alone may be a half-close after
+                        // its request, which is still served).
+                        _ = client.ready(Interest::ERROR) => {
+                            events::ClientLeft { route: &pool.route, client: peer }
+                                .emit(&shared2.metrics);
+                            return;
+                        }
+                    }
+                }
                 (None, None) => {
                     handle(client, peer, &pool, &rc, &shared2, &close).await;
                     return;

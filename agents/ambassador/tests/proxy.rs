@@ -496,6 +496,25 @@ fn connection_limit_refuses_or_waits() {
     );
 }
 
+/// Plain TCP (the epoll loops): the queue of `--on-limit wait`.
+#[test]
+fn waiting_connections_time_out_or_leave() {
+    let (echo, _) = echo_server();
+    let route = format!("127.0.0.1:0={echo}");
+    let amb = Amb::spawn(
+        &[
+            "--route",
+            &route,
+            "--max-connections",
+            "1",
+            "--queue-timeout",
+            QUEUE_TIMEOUT,
+        ],
+        &[],
+    );
+    connection_queue(&amb, amb.listen(0));
+}
+
 #[test]
 fn proxy_protocol_v1_header_first() {
     let (tx, rx) = mpsc::channel();

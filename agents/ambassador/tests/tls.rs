@@ -157,6 +157,29 @@ async fn originates_tls_with_a_custom_ca() {
     assert!(amb2.metric("ambassador_connect_errors_total", &["reason=\"tls\""]) >= 1.0);
 }
 
+/// A route that originates TLS (the tokio loops): the queue of `--on-limit wait`, the same
+/// as on plain routes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_connections_time_out_or_leave_on_tls_routes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = make_ca("test ca");
+    let (cert, key, _) = leaf(&ca, &["localhost"], ExtendedKeyUsagePurpose::ServerAuth);
+    let (cert, key, ca_file) = (
+        write(dir.path(), "s.pem", &cert),
+        write(dir.path(), "s.key", &key),
+        write(dir.path(), "ca.pem", &ca.pem),
+    );
+    let up = tls_echo(&cert, &key, None).await;
+    let route = format!(
+        "127.0.0.1:0=localhost:{} upstream-tls=true upstream-tls-ca={ca_file} \
+         max-connections=1 queue-timeout={QUEUE_TIMEOUT}",
+        up.port()
+    );
+    let amb = Amb::spawn(&["--route", &route], &[]);
+    let addr = amb.listen(0);
+    tokio::task::block_in_place(|| connection_queue(&amb, addr));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_tls_to_the_upstream() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -26,6 +26,12 @@
 //! connections every `SWEEP` (or a quarter of the shortest idle timeout), which runs only
 //! while connections are open: an idle proxy does not wake up. The control thread wakes a loop
 //! through an eventfd when the agent stops accepting and when the drain ends.
+//!
+//! `--on-limit wait`: a connection over the limit queues on its loop, per route, in arrival
+//! order; a new connection queues behind those already waiting on any loop (no overtaking by
+//! newcomers). A loop that frees a slot wakes, through their eventfds, the loops with
+//! connections waiting ([`Peers`]). A waiting connection leaves the queue when it gets a slot,
+//! when it waited `--queue-timeout`, or when its client resets.
 #![allow(unsafe_code)]
 
 use std::{
@@ -34,7 +40,10 @@ use std::{
     io,
     net::{SocketAddr, TcpListener, TcpStream},
     os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
-    sync::Arc,
+    sync::{
+        atomic::{fence, AtomicUsize, Ordering},
+        Arc, OnceLock,
+    },
     time::{Duration, Instant},
 };
 
@@ -65,10 +74,6 @@ const EVENTS: usize = 256;
 const ACCEPT_BATCH: usize = 1;
 /// Pause after an accept error such as EMFILE, instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
-/// How often connections waiting for a free slot (`--on-limit wait`) look again: a slot freed
-/// on another loop does not wake this one.
-const LIMIT_POLL: Duration = Duration::from_millis(10);
-
 /// How often open connections are checked for the idle timeout and the upstream options.
 const SWEEP: Duration = Duration::from_secs(1);
 
@@ -112,16 +117,79 @@ impl Waker {
     }
 }
 
-/// Starts one loop on a thread of its own serving `routes`; it returns when the agent has
-/// stopped accepting and its last connection closed. `accepting` is held until its listeners
-/// are closed.
+/// What the loops share for `--on-limit wait`: how many connections wait on each loop and for
+/// each route, and how to wake a loop when a slot frees on another.
+pub struct Peers {
+    loops: Vec<Peer>,
+    /// Per route: connections waiting over every loop (a new connection queues behind them).
+    routes: Vec<AtomicUsize>,
+}
+
+struct Peer {
+    waker: OnceLock<Waker>,
+    waiting: AtomicUsize,
+}
+
+impl Peers {
+    /// For `loops` loops serving `routes` routes.
+    pub fn new(loops: usize, routes: usize) -> Arc<Self> {
+        Arc::new(Peers {
+            loops: (0..loops)
+                .map(|_| Peer {
+                    waker: OnceLock::new(),
+                    waiting: AtomicUsize::new(0),
+                })
+                .collect(),
+            routes: (0..routes).map(|_| AtomicUsize::new(0)).collect(),
+        })
+    }
+}
+
+/// A connection's place in the counts of [`Peers`] (and in `waiting_connections`) while it
+/// waits for a slot.
+struct Queued {
+    peers: Arc<Peers>,
+    me: usize,
+    route: usize,
+    _gauge: events::Waiting,
+}
+
+impl Queued {
+    fn new(peers: &Arc<Peers>, me: usize, route: usize, gauge: events::Waiting) -> Self {
+        peers.loops[me].waiting.fetch_add(1, Ordering::SeqCst);
+        peers.routes[route].fetch_add(1, Ordering::SeqCst);
+        // Counted before the next look at the semaphore: a loop that frees a slot after that
+        // look sees the count (its fence pairs with this one) and wakes this loop.
+        fence(Ordering::SeqCst);
+        Queued {
+            peers: peers.clone(),
+            me,
+            route,
+            _gauge: gauge,
+        }
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.peers.loops[self.me]
+            .waiting
+            .fetch_sub(1, Ordering::SeqCst);
+        self.peers.routes[self.route].fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Starts loop `i` of `peers` on a thread of its own serving `routes`; it returns when the
+/// agent has stopped accepting and its last connection closed. `accepting` is held until its
+/// listeners are closed.
 pub fn spawn(
     i: usize,
     routes: &[EngineRoute],
     shared: Arc<Shared>,
     accepting: TaskTrackerToken,
+    peers: &Arc<Peers>,
 ) -> io::Result<Waker> {
-    let engine = Engine::new(routes, shared, accepting)?;
+    let engine = Engine::new(routes, shared, accepting, peers, i)?;
     let waker = Waker(engine.wake.clone());
     std::thread::Builder::new()
         .name(format!("relay-{i}"))
@@ -129,9 +197,9 @@ pub fn spawn(
     Ok(waker)
 }
 
-/// A connection waiting for a free slot, connecting, or relaying.
+/// A connection waiting for a free slot (just accepted: None), connecting, or relaying.
 enum State {
-    Waiting,
+    Waiting(Option<Queued>),
     Connecting(Box<Connecting>),
     Relaying(Box<Relay>),
 }
@@ -215,7 +283,14 @@ struct Engine {
     open: usize,
     next_id: u32,
     timers: BinaryHeap<Reverse<(Instant, u64, Timer)>>,
-    waiting: VecDeque<(usize, u32)>,
+    /// Per route: connections waiting for a slot (slot, client id, since), oldest first;
+    /// entries of connections gone are dropped when they reach the front.
+    waiting: Vec<VecDeque<(usize, u32, Instant)>>,
+    peers: Arc<Peers>,
+    /// This loop's index in `peers`.
+    me: usize,
+    /// A connection holding a slot of a limited route closed during this batch of events.
+    released: bool,
     scratch: Vec<u8>,
     now: Instant,
     force_closed: bool,
@@ -265,6 +340,8 @@ impl Engine {
         routes: &[EngineRoute],
         shared: Arc<Shared>,
         accepting: TaskTrackerToken,
+        peers: &Arc<Peers>,
+        me: usize,
     ) -> io::Result<Self> {
         // SAFETY: plain system calls creating descriptors we take ownership of at once.
         let epfd = unsafe { OwnedFd::from_raw_fd(cvt(libc::epoll_create1(libc::EPOLL_CLOEXEC))?) };
@@ -287,7 +364,10 @@ impl Engine {
             open: 0,
             next_id: 0,
             timers: BinaryHeap::new(),
-            waiting: VecDeque::new(),
+            waiting: routes.iter().map(|_| VecDeque::new()).collect(),
+            peers: peers.clone(),
+            me,
+            released: false,
             scratch: Vec::new(),
             now: Instant::now(),
             force_closed: false,
@@ -301,6 +381,7 @@ impl Engine {
             next_sweep: None,
         };
         engine.add(engine.wake.as_raw_fd(), libc::EPOLLIN as u32, WAKE)?;
+        let _ = peers.loops[me].waker.set(Waker(engine.wake.clone()));
         for (i, r) in routes.iter().enumerate() {
             let accepted = engine
                 .shared
@@ -415,8 +496,12 @@ impl Engine {
                 }
             }
             self.run_timers();
-            if !self.waiting.is_empty() {
+            if self.waiting.iter().any(|q| !q.is_empty()) {
                 self.serve_waiting();
+            }
+            // After serve_waiting, whose failed connects may free slots too.
+            if std::mem::take(&mut self.released) {
+                self.wake_waiting_peers();
             }
         }
         debug!("relay loop stopped");
@@ -427,9 +512,12 @@ impl Engine {
         if let Some(s) = self.next_sweep {
             next = Some(next.map_or(s, |t| t.min(s)));
         }
-        if !self.waiting.is_empty() {
-            let poll = self.now + LIMIT_POLL;
-            next = Some(next.map_or(poll, |t| t.min(poll)));
+        // The queue timeouts (the fronts are live: serve_waiting dropped the others).
+        for (q, r) in self.waiting.iter().zip(&self.routes) {
+            if let (Some(&(_, _, since)), Some(limit)) = (q.front(), r.rc.queue_timeout) {
+                let t = since + limit;
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
         }
         match next {
             None => -1,
@@ -469,6 +557,25 @@ impl Engine {
             }
         } else if c.client_id == id {
             c.cr.update(flags);
+            // A reset before the relay: the client is gone (a FIN alone may be a half-close
+            // after its request, which is still served). A connect in flight is dropped, with
+            // a reset, as the relay would pass it on.
+            if !matches!(c.state, State::Relaying(_))
+                && flags & (libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0
+            {
+                if let State::Connecting(k) = &c.state {
+                    if let Some(sock) = &k.sock {
+                        set_reset_on_close(sock);
+                    }
+                }
+                events::ClientLeft {
+                    route: &self.routes[c.route].pool.route,
+                    client: c.peer,
+                }
+                .emit(&self.shared.metrics);
+                self.remove(slot);
+                return;
+            }
         } else {
             return;
         }
@@ -557,22 +664,26 @@ impl Engine {
         let mut waits = false;
         let permit = match limit {
             None => None,
-            Some(sem) => match sem.clone().try_acquire_owned() {
-                Ok(p) => Some(p),
-                Err(_) if rc.on_limit == OnLimit::Refuse => {
-                    events::ConnectionRejected {
-                        route: &pool.route,
-                        client: peer,
-                        reason: "limit",
+            Some(sem) => {
+                // Connections already waiting (on any loop) go first.
+                let queue = self.peers.routes[route].load(Ordering::SeqCst) > 0;
+                match (!queue).then(|| sem.clone().try_acquire_owned().ok()) {
+                    Some(Some(p)) => Some(p),
+                    _ if rc.on_limit == OnLimit::Refuse => {
+                        events::ConnectionRejected {
+                            route: &pool.route,
+                            client: peer,
+                            reason: "limit",
+                        }
+                        .emit(&self.shared.metrics);
+                        return;
                     }
-                    .emit(&self.shared.metrics);
-                    return;
+                    _ => {
+                        waits = true;
+                        None
+                    }
                 }
-                Err(_) => {
-                    waits = true;
-                    None
-                }
-            },
+            }
         };
         // The local address only goes into a PROXY header: spare the syscall otherwise.
         let local = match rc.connector.proxy_protocol {
@@ -600,7 +711,7 @@ impl Engine {
             local,
             route,
             started: self.now,
-            state: State::Waiting,
+            state: State::Waiting(None),
             _permit: permit,
             _tracked: self.shared.connections.token(),
         });
@@ -609,34 +720,69 @@ impl Engine {
             self.next_sweep = Some(self.now + self.sweep);
         }
         if waits {
-            self.waiting.push_back((slot, client_id));
+            let gauge = events::WaitingForSlot {
+                route: &pool.route,
+                client: peer,
+            }
+            .begin(&self.shared.metrics);
+            let queued = Queued::new(&self.peers, self.me, route, gauge);
+            if let Some(c) = self.conns[slot].as_mut() {
+                c.state = State::Waiting(Some(queued));
+            }
+            // Served (or timed out) by serve_waiting at the end of this batch.
+            self.waiting[route].push_back((slot, client_id, self.now));
         } else {
             self.start_connecting(slot);
         }
     }
 
-    /// Connections waiting for a slot take the ones now free, in order.
+    /// Connections waiting for a slot take the ones now free, in order; those that waited
+    /// their route's queue timeout are turned away.
     fn serve_waiting(&mut self) {
-        while let Some(&(slot, id)) = self.waiting.front() {
-            let Some(Some(c)) = self.conns.get_mut(slot) else {
-                self.waiting.pop_front();
-                continue;
-            };
-            if c.client_id != id || !matches!(c.state, State::Waiting) {
-                self.waiting.pop_front();
-                continue;
-            }
-            let Some(sem) = self.routes[c.route].limit.clone() else {
-                self.waiting.pop_front();
-                continue;
-            };
-            match sem.try_acquire_owned() {
-                Ok(p) => {
-                    c._permit = Some(p);
-                    self.waiting.pop_front();
-                    self.start_connecting(slot);
+        for route in 0..self.waiting.len() {
+            while let Some(&(slot, id, since)) = self.waiting[route].front() {
+                let live = matches!(self.conns.get(slot), Some(Some(c))
+                    if c.client_id == id && matches!(c.state, State::Waiting(Some(_))));
+                if !live {
+                    self.waiting[route].pop_front();
+                    continue;
                 }
-                Err(_) => break,
+                let Served {
+                    pool, rc, limit, ..
+                } = &self.routes[route];
+                if rc.queue_timeout.is_some_and(|t| since + t <= self.now) {
+                    self.waiting[route].pop_front();
+                    if let Some(Some(c)) = self.conns.get(slot) {
+                        events::ConnectionRejected {
+                            route: &pool.route,
+                            client: c.peer,
+                            reason: "queue_timeout",
+                        }
+                        .emit(&self.shared.metrics);
+                    }
+                    self.remove(slot);
+                    continue;
+                }
+                let permit = limit.clone().and_then(|sem| sem.try_acquire_owned().ok());
+                let Some(permit) = permit else { break };
+                self.waiting[route].pop_front();
+                if let Some(Some(c)) = self.conns.get_mut(slot) {
+                    c._permit = Some(permit);
+                }
+                self.start_connecting(slot);
+            }
+        }
+    }
+
+    /// Wakes the other loops with connections waiting for a slot: this one just freed some.
+    fn wake_waiting_peers(&self) {
+        // Pairs with the fence in Queued::new: the slot is free before the counts are read.
+        fence(Ordering::SeqCst);
+        for (i, p) in self.peers.loops.iter().enumerate() {
+            if i != self.me && p.waiting.load(Ordering::SeqCst) > 0 {
+                if let Some(w) = p.waker.get() {
+                    w.wake();
+                }
             }
         }
     }
@@ -960,6 +1106,7 @@ impl Engine {
         };
         self.free.push(slot);
         self.open -= 1;
+        self.released |= c._permit.is_some();
         let State::Relaying(mut r) = c.state else {
             return;
         };
@@ -993,9 +1140,10 @@ impl Engine {
 
     /// Drops a connection that never reached the relay.
     fn remove(&mut self, slot: usize) {
-        if self.conns[slot].take().is_some() {
+        if let Some(c) = self.conns[slot].take() {
             self.free.push(slot);
             self.open -= 1;
+            self.released |= c._permit.is_some();
         }
     }
 }
@@ -1066,12 +1214,13 @@ mod tests {
         }
     }
 
-    fn start(
+    /// A route to `upstream` (access log on) and what the loops share.
+    fn route(
         upstream: SocketAddr,
         splice: bool,
         idle: Option<Duration>,
-        before: impl FnOnce() + Send + 'static,
-    ) -> Harness {
+        on_limit: OnLimit,
+    ) -> (Arc<Pool>, Arc<RouteConfig>, Arc<Shared>) {
         let metrics = Metrics::register(&mut Registry::default());
         let policy = HealthPolicy {
             eject_after: 3,
@@ -1100,7 +1249,8 @@ mod tests {
             buffer_size: 16 * 1024,
             idle_timeout: idle,
             splice,
-            on_limit: OnLimit::Refuse,
+            on_limit,
+            queue_timeout: None,
             access_log: true,
         });
         let shared = Arc::new(Shared {
@@ -1109,20 +1259,42 @@ mod tests {
             force_close: ForceClose::new(),
             connections: TaskTracker::new(),
         });
+        (pool, config, shared)
+    }
+
+    /// Loop `me` of `peers` for one route on a listener of its own, running on a thread
+    /// that runs `before` first, with its log captured in `log`. `sweep_never`: the loop wakes
+    /// only for events (no sweep), so a test can tell a wakeup that is missing.
+    fn run_loop(
+        (pool, config, limit): (&Arc<Pool>, &Arc<RouteConfig>, Option<Arc<Semaphore>>),
+        shared: &Arc<Shared>,
+        (peers, me): (&Arc<Peers>, usize),
+        log: &Arc<std::sync::Mutex<Vec<u8>>>,
+        sweep_never: bool,
+        before: impl FnOnce() + Send + 'static,
+    ) -> (SocketAddr, Waker, mpsc::Receiver<()>) {
         let listener = crate::listen::bind(([127, 0, 0, 1], 0).into()).expect("bind");
         let addr = listener.local_addr().expect("address");
         let route = EngineRoute {
             pool: pool.clone(),
-            config,
-            limit: None,
+            config: config.clone(),
+            limit,
             listener: Arc::new(listener),
             set_nodelay: true,
         };
-        let engine =
-            Engine::new(&[route], shared.clone(), TaskTracker::new().token()).expect("engine");
+        let mut engine = Engine::new(
+            &[route],
+            shared.clone(),
+            TaskTracker::new().token(),
+            peers,
+            me,
+        )
+        .expect("engine");
+        if sweep_never {
+            engine.sweep = Duration::from_secs(24 * 3600);
+        }
         let waker = Waker(engine.wake.clone());
         let (tx, stopped) = mpsc::channel();
-        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
         let buf = log.clone();
         std::thread::spawn(move || {
             let subscriber = tracing_subscriber::fmt()
@@ -1134,6 +1306,25 @@ mod tests {
             engine.run();
             let _ = tx.send(());
         });
+        (addr, waker, stopped)
+    }
+
+    fn start(
+        upstream: SocketAddr,
+        splice: bool,
+        idle: Option<Duration>,
+        before: impl FnOnce() + Send + 'static,
+    ) -> Harness {
+        let (pool, config, shared) = route(upstream, splice, idle, OnLimit::Refuse);
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (addr, waker, stopped) = run_loop(
+            (&pool, &config, None),
+            &shared,
+            (&Peers::new(1, 1), 0),
+            &log,
+            false,
+            before,
+        );
         Harness {
             addr,
             shared,
@@ -1331,5 +1522,125 @@ mod tests {
             assert!(Instant::now() < deadline, "no keepalive after {T:?}");
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// An echo server for any number of connections.
+    fn echo_each() -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("address");
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { return };
+                std::thread::spawn(move || {
+                    let mut r = s.try_clone().expect("clone");
+                    let _ = std::io::copy(&mut r, &mut s);
+                });
+            }
+        });
+        addr
+    }
+
+    fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+        let deadline = Instant::now() + T;
+        while !f() {
+            assert!(Instant::now() < deadline, "{what}: not within {T:?}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn roundtrip(s: &mut TcpStream, msg: &[u8]) {
+        s.write_all(msg).expect("write");
+        let mut back = vec![0u8; msg.len()];
+        s.read_exact(&mut back).expect("echo");
+        assert_eq!(back, msg);
+    }
+
+    /// `--max-connections 1 --on-limit wait` over two loops: the slot a connection frees on
+    /// one loop goes to the connection waiting on the other (woken through its eventfd: no
+    /// loop polls), and `waiting_connections` counts it meanwhile.
+    #[test]
+    fn a_slot_freed_on_one_loop_goes_to_a_connection_waiting_on_another() {
+        let (pool, config, shared) = route(echo_each(), true, None, OnLimit::Wait);
+        let limit = Some(Arc::new(Semaphore::new(1)));
+        let peers = Peers::new(2, 1);
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (a, ..) = run_loop(
+            (&pool, &config, limit.clone()),
+            &shared,
+            (&peers, 0),
+            &log,
+            true,
+            || {},
+        );
+        let (b, ..) = run_loop(
+            (&pool, &config, limit),
+            &shared,
+            (&peers, 1),
+            &log,
+            true,
+            || {},
+        );
+        let waiting = shared
+            .metrics
+            .waiting
+            .get_or_create(&crate::metrics::RouteLabels {
+                route: "test".into(),
+            });
+        let mut first = connect(a);
+        roundtrip(&mut first, b"one");
+        let mut second = connect(b);
+        second.write_all(b"two").expect("write");
+        wait_for("the second to wait", || waiting.get() == 1);
+        drop(first);
+        let mut back = [0u8; 3];
+        second
+            .read_exact(&mut back)
+            .expect("served once the first closed");
+        assert_eq!(&back, b"two");
+        assert_eq!(waiting.get(), 0);
+    }
+
+    /// A client that resets while its connection waits for a slot leaves the queue, and the
+    /// slot goes to the next in line.
+    #[test]
+    fn a_waiting_client_that_resets_leaves_the_queue() {
+        let (pool, config, shared) = route(echo_each(), true, None, OnLimit::Wait);
+        let limit = Some(Arc::new(Semaphore::new(1)));
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (addr, ..) = run_loop(
+            (&pool, &config, limit),
+            &shared,
+            (&Peers::new(1, 1), 0),
+            &log,
+            true,
+            || {},
+        );
+        let m = &shared.metrics;
+        let waiting = m.waiting.get_or_create(&crate::metrics::RouteLabels {
+            route: "test".into(),
+        });
+        let left = m.rejected.get_or_create(&crate::metrics::RejectLabels {
+            route: "test".into(),
+            reason: "client_left",
+        });
+        let mut first = connect(addr);
+        roundtrip(&mut first, b"one");
+        let gone = connect(addr);
+        let mut third = connect(addr);
+        third.write_all(b"three").expect("write");
+        wait_for("two to wait", || waiting.get() == 2);
+        SockRef::from(&gone)
+            .set_linger(Some(Duration::ZERO))
+            .expect("linger");
+        drop(gone);
+        wait_for("the reset client to leave", || left.get() == 1);
+        assert_eq!(waiting.get(), 1);
+        drop(first);
+        let mut back = [0u8; 5];
+        third
+            .read_exact(&mut back)
+            .expect("served once the first closed");
+        assert_eq!(&back, b"three");
+        assert_eq!(waiting.get(), 0);
     }
 }

@@ -12,7 +12,7 @@ use std::{
         Arc,
     },
     thread,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use testkit::{http_get, AgentProcess};
@@ -151,4 +151,58 @@ pub fn roundtrip(s: &mut TcpStream, msg: &[u8]) -> Vec<u8> {
 pub fn dead_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
+}
+
+/// The queue timeout [`connection_queue`] expects the route to have.
+pub const QUEUE_TIMEOUT: &str = "2s";
+
+/// `amb` serves `addr` with `--max-connections 1 --on-limit wait --queue-timeout 2s` in front
+/// of an echo server. A connection over the limit waits (counted in `waiting_connections`) and
+/// is closed once it waited the queue timeout (counted as `queue_timeout`); a waiting client
+/// that resets leaves the queue (`client_left`); once the holder leaves, the next is served.
+pub fn connection_queue(amb: &Amb, addr: SocketAddr) {
+    let waiting = || amb.metric("ambassador_waiting_connections", &[]);
+    let rejected = |reason: &str| {
+        amb.metric(
+            "ambassador_rejected_connections_total",
+            &[&format!("reason=\"{reason}\"")],
+        )
+    };
+    let mut holder = connect(addr);
+    assert_eq!(roundtrip(&mut holder, b"one"), b"one");
+
+    let started = Instant::now();
+    let mut late = connect(addr);
+    late.write_all(b"two").expect("write");
+    testkit::wait_for(T, "a connection waiting for the slot", || {
+        (waiting() == 1.0).then_some(())
+    });
+    let mut got = Vec::new();
+    let _ = late.read_to_end(&mut got);
+    let waited = started.elapsed();
+    assert!(got.is_empty(), "closed without reaching the upstream");
+    assert!(
+        waited >= Duration::from_millis(1950),
+        "closed only once it waited the queue timeout ({QUEUE_TIMEOUT}), not after {waited:?}"
+    );
+    assert_eq!(rejected("queue_timeout"), 1.0);
+    assert_eq!(waiting(), 0.0);
+
+    let gone = connect(addr);
+    testkit::wait_for(T, "a connection waiting for the slot", || {
+        (waiting() == 1.0).then_some(())
+    });
+    socket2::SockRef::from(&gone)
+        .set_linger(Some(Duration::ZERO))
+        .expect("linger");
+    drop(gone);
+    testkit::wait_for(T, "the client that reset to leave the queue", || {
+        (rejected("client_left") == 1.0).then_some(())
+    });
+    assert_eq!(waiting(), 0.0);
+    assert_eq!(rejected("queue_timeout"), 1.0, "left, not timed out");
+
+    drop(holder);
+    let mut next = connect(addr);
+    assert_eq!(roundtrip(&mut next, b"three"), b"three");
 }
