@@ -4,8 +4,12 @@
 # Figures per target:
 #   - single-stream throughput (iperf3, Gbit/s)
 #   - keep-alive HTTP through the proxy to an nginx backend (wrk, 32 connections): req/s, p50, p99,
-#     and the proxy's CPU time per request (steadier than req/s on a loaded machine)
-#   - keep-alive request/response with 32 connections (64-byte request and answer): req/s, p50, p99
+#     the proxy's CPU time per request (steadier than req/s on a loaded machine), and the whole
+#     machine's (client, backend and proxy: what a proxy costs the others too, for instance
+#     through how it batches their wakeups; on 2 cores the req/s figures swing with how much
+#     of the run the scheduler leaves a core idle, which this figure does not see)
+#   - keep-alive request/response with 32 connections (64-byte request and answer): req/s, p50, p99,
+#     the machine's CPU time per request
 #   - one connection, request/response: p50 and p99 latency (the added latency is the difference
 #     to "direct")
 #   - a new connection per request: conn/s, the issue's way (wrk with `Connection: close`
@@ -235,6 +239,14 @@ cpu_ticks() { # utime+stime in clock ticks of the given pids and their children
     echo "$total"
 }
 HZ=$(getconf CLK_TCK)
+machine_ticks() { # busy clock ticks of the whole machine (user, nice, system, irq, softirq)
+    awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat
+}
+# per_request TICKS REQUESTS_PER_SECOND: microseconds of CPU per request over one figure
+per_request() {
+    if [[ "$2" == nan ]]; then echo nan; return; fi
+    python3 -c "print('%.2f' % ($1 / $HZ * 1e6 / ($2 * $SECS)))"
+}
 
 # wrk's summary as "req/s p50_ms p99_ms"
 wrk_figures() {
@@ -268,8 +280,11 @@ for round in $(seq 1 "$ROUNDS"); do
     if [[ -n "$HTTP" ]]; then
         for t in "${ORDER[@]}"; do
             c0=$(cpu_ticks ${MEMPIDS[$t]:-})
+            m0=$(machine_ticks)
             read -r hrps h50 h99 < <(wrk -t2 -c32 -d"${SECS}s" --latency "http://127.0.0.1:${WEB[$t]}/" 2>/dev/null | wrk_figures)
+            m1=$(machine_ticks)
             c1=$(cpu_ticks ${MEMPIDS[$t]:-})
+            add "$t:http_mcpu" "$(per_request $((m1 - m0)) "$hrps")"
             add "$t:http_rps" "$hrps"
             add "$t:http_p50" "$h50"
             add "$t:http_p99" "$h99"
@@ -287,7 +302,10 @@ for round in $(seq 1 "$ROUNDS"); do
         done
     fi
     for t in "${ORDER[@]}"; do
+        m0=$(machine_ticks)
         read -r _ rps _ p50 _ p99 _ _ < <("$LG" rr "127.0.0.1:${RR[$t]}" 32 "$SECS")
+        m1=$(machine_ticks)
+        add "$t:rr_mcpu" "$(per_request $((m1 - m0)) "$rps")"
         add "$t:rr_rps" "$rps"
         add "$t:rr_p50" "$p50"
         add "$t:rr_p99" "$p99"
@@ -336,7 +354,7 @@ for line in sys.stdin.read().splitlines():
         spread[k] = (min(vals), max(vals))
 targets = os.environ["TARGET_LIST"].split()
 cols = [("gbps", "Gbit/s"), ("http_rps", "http_rps"), ("http_p50", "http_p50"), ("http_p99", "http_p99"),
-        ("cpu_us", "cpu_us/req"), ("rr_rps", "req/s(32)"), ("rr_p50", "p50ms"), ("rr_p99", "p99ms"),
+        ("cpu_us", "cpu_us/req"), ("http_mcpu", "m_us/req"), ("rr_rps", "req/s(32)"), ("rr_mcpu", "m_us/rr"), ("rr_p50", "p50ms"), ("rr_p99", "p99ms"),
         ("l50", "1c_p50"), ("l99", "1c_p99"), ("http_cps", "http_conn/s"), ("cps", "conn/s"),
         ("idle", "idle_B/conn")]
 print("medians of %s rounds" % os.environ["ROUNDS"], file=sys.stderr)
@@ -358,7 +376,9 @@ figures = [
     ("http_p50", "wrk HTTP keep-alive, 32 connections", "p50_latency", "ms", "lower"),
     ("http_p99", "wrk HTTP keep-alive, 32 connections", "p99_latency", "ms", "lower"),
     ("cpu_us", "wrk HTTP keep-alive, 32 connections", "proxy_cpu_per_request", "us", "lower"),
+    ("http_mcpu", "wrk HTTP keep-alive, 32 connections", "machine_cpu_per_request", "us", "lower"),
     ("rr_rps", "64 B request/response, 32 connections", "requests_per_second", "req/s", "higher"),
+    ("rr_mcpu", "64 B request/response, 32 connections", "machine_cpu_per_request", "us", "lower"),
     ("rr_p99", "64 B request/response, 32 connections", "p99_latency", "ms", "lower"),
     ("l50", "64 B request/response, 1 connection", "p50_latency", "ms", "lower"),
     ("l99", "64 B request/response, 1 connection", "p99_latency", "ms", "lower"),
