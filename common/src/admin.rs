@@ -5,10 +5,15 @@
 //! - `GET /readyz`: 200 `ok` when every readiness condition holds, else 503 with a one-line
 //!   reason (`shutting down`, `sink: elasticsearch refused the connection`).
 //! - `GET /metrics`: OpenMetrics text.
+//! - `POST /quitquitquit` (unless `--quit-endpoint false`): starts the graceful shutdown, as
+//!   SIGTERM does, so a Job's main container can stop its sidecars when it is done (Cloud SQL
+//!   proxy and Istio answer the same path). Only from loopback, that is from a container of
+//!   the same pod: 403 for anyone else, since the admin port listens on every interface for
+//!   the kubelet's probes.
 //! - Aliases an agent declares in [`crate::AgentInfo::admin_aliases`] (logship answers
 //!   fluent-bit's `/api/v1/health` so existing probes keep working).
 //!
-//! `HEAD` works wherever `GET` does; other methods get 405. The server keeps answering during a
+//! `HEAD` works wherever `GET` does; other methods get 405 (`/quitquitquit`: POST only). The server keeps answering during a
 //! graceful shutdown (so probes see `/readyz` turn 503) and stops when the process exits.
 use std::{convert::Infallible, net::SocketAddr, sync::Arc};
 
@@ -32,6 +37,8 @@ pub enum Endpoint {
     Ready,
     /// Metrics.
     Metrics,
+    /// Graceful shutdown on request.
+    Quit,
 }
 
 /// What the admin server serves from.
@@ -43,6 +50,8 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     /// Extra paths.
     pub aliases: &'static [(&'static str, Endpoint)],
+    /// What `POST /quitquitquit` starts (None: the endpoint is off).
+    pub quit: Option<crate::shutdown::Shutdown>,
 }
 
 /// Binds the admin address; returns the listener so start-up fails early on a taken port.
@@ -60,10 +69,10 @@ pub async fn serve(listener: TcpListener, state: AdminState) {
         std::time::Duration::from_secs(1),
     );
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => {
                 backoff.reset();
-                stream
+                accepted
             }
             Err(error) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -76,7 +85,7 @@ pub async fn serve(listener: TcpListener, state: AdminState) {
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(route(&state, &req)) }
+                async move { Ok::<_, Infallible>(route(&state, &req, peer)) }
             });
             let _ = http1::Builder::new()
                 .keep_alive(true)
@@ -86,12 +95,19 @@ pub async fn serve(listener: TcpListener, state: AdminState) {
     }
 }
 
-fn route(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+/// True for a client on this host's loopback: with a pod's shared network namespace, a
+/// container of the same pod.
+fn from_loopback(peer: SocketAddr) -> bool {
+    peer.ip().to_canonical().is_loopback()
+}
+
+fn route(state: &AdminState, req: &Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     let endpoint = match path {
         "/healthz" | "/livez" => Some(Endpoint::Health),
         "/readyz" => Some(Endpoint::Ready),
         "/metrics" => Some(Endpoint::Metrics),
+        "/quitquitquit" if state.quit.is_some() => Some(Endpoint::Quit),
         _ => state
             .aliases
             .iter()
@@ -104,6 +120,9 @@ fn route(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             "not found: try /healthz, /readyz or /metrics\n",
         );
     };
+    if endpoint == Endpoint::Quit {
+        return quit(state, req.method(), peer);
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = text(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -122,6 +141,7 @@ fn route(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
                 format!("not ready: {reason}\n"),
             ),
         },
+        Endpoint::Quit => unreachable!("answered above"),
         Endpoint::Metrics => {
             let mut r = Response::new(Full::new(Bytes::from(state.metrics.encode())));
             r.headers_mut().insert(
@@ -139,6 +159,34 @@ fn route(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     resp
 }
 
+/// `/quitquitquit`: POST from loopback starts the graceful shutdown.
+fn quit(state: &AdminState, method: &Method, peer: SocketAddr) -> Response<Full<Bytes>> {
+    if method != Method::POST {
+        let mut r = text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed: use POST /quitquitquit to shut down\n",
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+        return r;
+    }
+    if !from_loopback(peer) {
+        tracing::warn!(client = %peer, "refused /quitquitquit from outside the pod");
+        return text(
+            StatusCode::FORBIDDEN,
+            "forbidden: /quitquitquit answers only loopback clients (a container of the same pod: use localhost)\n",
+        );
+    }
+    let Some(shutdown) = &state.quit else {
+        return text(StatusCode::NOT_FOUND, "not found\n");
+    };
+    if !shutdown.is_triggered() {
+        tracing::info!(client = %peer, "shutdown started by POST /quitquitquit");
+        crate::shutdown::start(shutdown, &state.readiness);
+    }
+    text(StatusCode::OK, "shutting down\n")
+}
+
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
@@ -147,4 +195,29 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
         header::HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::from_loopback;
+
+    #[test]
+    fn only_loopback_clients_may_quit() {
+        for ok in [
+            "127.0.0.1:1",
+            "127.9.9.9:1",
+            "[::1]:1",
+            "[::ffff:127.0.0.1]:1",
+        ] {
+            assert!(from_loopback(ok.parse().unwrap()), "{ok}");
+        }
+        for no in [
+            "10.0.0.7:1",
+            "192.168.1.2:1",
+            "[fe80::1]:1",
+            "[::ffff:10.0.0.7]:1",
+        ] {
+            assert!(!from_loopback(no.parse().unwrap()), "{no}");
+        }
+    }
 }

@@ -41,6 +41,12 @@ pub struct CommonArgs {
     #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "20s", value_name = "DURATION", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
+    /// Answer `POST /quitquitquit` on the admin server, from loopback only (a container of the
+    /// same pod): it starts the graceful shutdown as SIGTERM does, so a Job's main container
+    /// can stop its sidecars when it is done.
+    #[arg(long, env = "QUIT_ENDPOINT", default_value = "true", value_name = "BOOL", value_parser = parse_bool, action = clap::ArgAction::Set)]
+    pub quit_endpoint: bool,
+
     /// Validate the configuration, print a summary and exit (0 if valid, 2 if not).
     #[arg(long)]
     pub check_config: bool,

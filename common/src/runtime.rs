@@ -199,6 +199,7 @@ async fn run<A: Agent>(
                         readiness: readiness.clone(),
                         metrics: Arc::new(metrics),
                         aliases: info.admin_aliases,
+                        quit: common.quit_endpoint.then(|| shutdown.clone()),
                     },
                 ));
             }

@@ -1,9 +1,9 @@
 //! Graceful shutdown: one cancellation token every task sees, one task tracker the runtime
 //! waits on, and the signal handling that trips them.
 //!
-//! The first SIGTERM or SIGINT marks the agent not ready and cancels the token; each task
-//! finishes its work (flush, checkpoint, drain) and returns. A second signal exits at once with
-//! 128 + the signal number.
+//! The first SIGTERM or SIGINT (or `POST /quitquitquit` on the admin server) marks the agent
+//! not ready and cancels the token; each task finishes its work (flush, checkpoint, drain) and
+//! returns. A second signal exits at once with 128 + the signal number.
 use std::future::Future;
 
 use tokio::signal::unix::{signal, SignalKind};
@@ -69,6 +69,12 @@ impl Shutdown {
     }
 }
 
+/// Starts the graceful shutdown: readiness turns false first, then every task sees the token.
+pub fn start(shutdown: &Shutdown, readiness: &Readiness) {
+    readiness.shutting_down();
+    shutdown.trigger();
+}
+
 /// Listens for SIGTERM and SIGINT: the first starts the graceful shutdown, a second exits at
 /// once. Returns once the handlers are installed.
 pub fn listen_for_signals(shutdown: Shutdown, readiness: Readiness) -> Result<(), Error> {
@@ -83,8 +89,7 @@ pub fn listen_for_signals(shutdown: Shutdown, readiness: Readiness) -> Result<()
             signal = first,
             "shutdown started; a second signal exits at once"
         );
-        readiness.shutting_down();
-        shutdown.trigger();
+        start(&shutdown, &readiness);
         let (second, code) = tokio::select! {
             _ = term.recv() => ("SIGTERM", 128 + libc::SIGTERM),
             _ = int.recv() => ("SIGINT", 128 + libc::SIGINT),

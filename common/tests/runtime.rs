@@ -218,6 +218,49 @@ fn sigterm_drains_within_the_deadline_and_exits_0() {
     assert!(p.stderr().contains("\"drained\""));
 }
 
+/// A Job's main container stops its sidecars with `POST /quitquitquit` (from localhost): the
+/// same graceful shutdown as SIGTERM, exit 0.
+#[test]
+fn post_quitquitquit_drains_and_exits_0() {
+    let mut c = demo();
+    c.args(["--demo-drain", "300ms", "--shutdown-timeout", "5s"]);
+    let mut p = AgentProcess::spawn(c);
+    let addr = p.wait_ready(T);
+    let get = http_get(addr, "/quitquitquit").unwrap();
+    assert_eq!((get.status, get.header("allow")), (405, Some("POST")));
+    assert_eq!(
+        http_get(addr, "/readyz").unwrap().status,
+        200,
+        "a GET shuts nothing down"
+    );
+    let r = http_request(addr, "POST", "/quitquitquit").unwrap();
+    assert_eq!((r.status, r.body.trim()), (200, "shutting down"));
+    p.wait_for_message(T, "draining");
+    assert_eq!(http_get(addr, "/readyz").unwrap().status, 503);
+    assert_eq!(p.wait_exit(T).code(), Some(0));
+    let err = p.stderr();
+    assert!(
+        err.contains("shutdown started by POST /quitquitquit"),
+        "{err}"
+    );
+    assert!(err.contains("\"drained\""), "{err}");
+}
+
+#[test]
+fn quit_endpoint_off() {
+    let mut c = demo();
+    c.args(["--quit-endpoint", "false"]);
+    let mut p = AgentProcess::spawn(c);
+    let addr = p.wait_ready(T);
+    assert_eq!(
+        http_request(addr, "POST", "/quitquitquit").unwrap().status,
+        404
+    );
+    assert_eq!(http_get(addr, "/readyz").unwrap().status, 200);
+    p.signal(libc::SIGTERM);
+    assert!(p.wait_exit(T).success());
+}
+
 #[test]
 fn a_drain_longer_than_the_deadline_exits_1_at_the_deadline() {
     let mut c = demo();
