@@ -88,6 +88,8 @@ pub struct Ambassador {
     routes: Vec<Arc<RouteConfig>>,
     shared: Arc<Shared>,
     conditions: Vec<common::readiness::Condition>,
+    /// Notified by every pool when its rotation may have changed (readiness looks again).
+    changed: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Ambassador {
@@ -181,6 +183,7 @@ impl Agent for Ambassador {
         let metrics = Metrics::register(build.registry);
         let mut pools = Vec::new();
         let mut routes = Vec::new();
+        let changed = Arc::new(tokio::sync::Notify::new());
         for s in &specs {
             let o = &s.options;
             let (upstream_tls, acceptor) = build_tls(o, config.tls_reload_interval, &metrics)
@@ -195,13 +198,16 @@ impl Agent for Ambassador {
                 cooldown: o.eject_cooldown,
                 cooldown_max: o.eject_cooldown_max.max(o.eject_cooldown),
             };
-            pools.push(Arc::new(Pool::new(
-                s.listen.to_string(),
-                &s.upstreams,
-                o.balance,
-                policy,
-                &metrics,
-            )));
+            pools.push(Arc::new(
+                Pool::new(
+                    s.listen.to_string(),
+                    &s.upstreams,
+                    o.balance,
+                    policy,
+                    &metrics,
+                )
+                .with_changes(changed.clone()),
+            ));
             routes.push(Arc::new(RouteConfig {
                 connector: Connector {
                     timeout: o.connect_timeout,
@@ -241,6 +247,7 @@ impl Agent for Ambassador {
             routes,
             shared,
             conditions,
+            changed,
         })
     }
 
@@ -252,6 +259,7 @@ impl Agent for Ambassador {
             routes,
             shared,
             conditions,
+            changed,
         } = self;
         match fdlimit::raise() {
             Ok(limit) => tracing::debug!(limit, "open files limit"),
@@ -288,6 +296,7 @@ impl Agent for Ambassador {
         background.spawn(tasks::readiness(
             pools.clone(),
             conditions,
+            changed,
             shared.stop_accepting.clone(),
         ));
         let workers = match config.workers {

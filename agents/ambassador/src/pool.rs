@@ -11,7 +11,7 @@ use std::{
 };
 
 use common::prometheus_client::metrics::{counter::Counter, gauge::Gauge, histogram::Histogram};
-use tokio::time::Instant;
+use tokio::{sync::Notify, time::Instant};
 
 use crate::{
     config::Balance,
@@ -139,6 +139,8 @@ pub struct Pool {
     balance: Balance,
     policy: HealthPolicy,
     rr: AtomicUsize,
+    /// Notified when an upstream leaves or rejoins the rotation or its addresses change.
+    changed: Arc<Notify>,
 }
 
 impl Pool {
@@ -206,7 +208,29 @@ impl Pool {
             balance,
             policy,
             rr: AtomicUsize::new(0),
+            changed: Arc::new(Notify::new()),
         }
+    }
+
+    /// Notifies `changed` (shared by every pool, say) instead of a notifier of its own.
+    pub fn with_changes(mut self, changed: Arc<Notify>) -> Self {
+        self.changed = changed;
+        self
+    }
+
+    /// Tells whoever waits on the notifier that the rotation may have changed.
+    pub fn notify_changed(&self) {
+        self.changed.notify_one();
+    }
+
+    /// When the first cool-down in progress ends (an upstream may rejoin the rotation then:
+    /// no event marks it).
+    pub fn next_readmission(&self) -> Option<Instant> {
+        let now = Instant::now();
+        self.upstreams
+            .iter()
+            .filter_map(|u| lock(&u.health).ejected_until.filter(|t| *t > now))
+            .min()
     }
 
     /// The upstreams a new connection tries, in order: those in rotation by the balancing
@@ -268,6 +292,7 @@ impl Pool {
             .emit();
         }
         up.metrics.healthy.set(i64::from(up.has_addrs()));
+        self.changed.notify_one();
     }
 
     /// A connect to `up` failed; ejects it after too many in a row. An upstream back from a
@@ -290,6 +315,7 @@ impl Pool {
             drop(h);
             up.metrics.ejections.inc();
             up.metrics.healthy.set(0);
+            self.changed.notify_one();
             events::UpstreamEjected {
                 route: &self.route,
                 upstream: &up.label,

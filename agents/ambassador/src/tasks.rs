@@ -3,7 +3,7 @@
 use std::{sync::Arc, time::Duration};
 
 use common::readiness::Condition;
-use tokio::net::TcpStream;
+use tokio::{net::TcpStream, sync::Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::{events, pool::Pool, resolve::Resolver};
@@ -22,6 +22,7 @@ async fn resolve_pool(resolver: &Resolver, pool: &Pool) -> bool {
                         addrs: &addrs,
                     }
                     .emit();
+                    pool.notify_changed();
                 }
             }
             Err(error) => {
@@ -98,8 +99,14 @@ pub async fn health_checks(
 }
 
 /// Keeps each route's readiness condition (at least one upstream in rotation) and the health
-/// gauges current.
-pub async fn readiness(pools: Vec<Arc<Pool>>, conditions: Vec<Condition>, stop: CancellationToken) {
+/// gauges current: it looks again when `changed` says an upstream left or rejoined the rotation
+/// or its addresses changed, and when a cool-down ends. No polling: an idle agent sleeps.
+pub async fn readiness(
+    pools: Vec<Arc<Pool>>,
+    conditions: Vec<Condition>,
+    changed: Arc<Notify>,
+    stop: CancellationToken,
+) {
     let mut last: Vec<Option<bool>> = vec![None; pools.len()];
     loop {
         for ((pool, cond), last) in pools.iter().zip(&conditions).zip(last.iter_mut()) {
@@ -114,8 +121,16 @@ pub async fn readiness(pools: Vec<Arc<Pool>>, conditions: Vec<Condition>, stop: 
             }
             pool.refresh_gauges();
         }
+        let next = pools.iter().filter_map(|p| p.next_readmission()).min();
+        let readmission = async {
+            match next {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = changed.notified() => {}
+            _ = readmission => {}
             _ = stop.cancelled() => return,
         }
     }

@@ -370,6 +370,8 @@ fn out_of_file_descriptors_then_serves_again() {
     assert_eq!(amb.metric("ambassador_ejections_total", &[]), 0.0);
 }
 
+/// `/readyz` turns 503 while every upstream is ejected, and 200 again when the cool-down ends,
+/// with no traffic in between (no connection has to fail or succeed for it to be seen).
 #[test]
 fn not_ready_while_every_upstream_is_ejected() {
     let port = dead_port();
@@ -380,7 +382,7 @@ fn not_ready_while_every_upstream_is_ejected() {
             "--eject-after",
             "1",
             "--eject-cooldown",
-            "1m",
+            "2s",
         ],
         &[],
     );
@@ -399,6 +401,11 @@ fn not_ready_while_every_upstream_is_ejected() {
         ),
         1.0
     );
+    assert_eq!(amb.metric("ambassador_upstream_healthy", &[]), 0.0);
+    wait_until(T, "/readyz to turn 200 once the cool-down ends", || {
+        amb.ready_status() == 200
+    });
+    assert_eq!(amb.metric("ambassador_upstream_healthy", &[]), 1.0);
 }
 
 #[test]
