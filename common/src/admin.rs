@@ -120,19 +120,10 @@ fn route(state: &AdminState, req: &Request<Incoming>, peer: SocketAddr) -> Respo
             "not found: try /healthz, /readyz or /metrics\n",
         );
     };
-    if endpoint == Endpoint::Quit {
-        return quit(state, req.method(), peer);
-    }
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        let mut r = text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method not allowed: use GET\n",
-        );
-        r.headers_mut()
-            .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
-        return r;
-    }
+    let read_only = req.method() == Method::GET || req.method() == Method::HEAD;
     let mut resp = match endpoint {
+        Endpoint::Quit => return quit(state, req.method(), peer),
+        _ if !read_only => return not_allowed("GET, HEAD", "method not allowed: use GET\n"),
         Endpoint::Health => text(StatusCode::OK, "ok\n"),
         Endpoint::Ready => match state.readiness.check() {
             Ok(()) => text(StatusCode::OK, "ok\n"),
@@ -141,7 +132,6 @@ fn route(state: &AdminState, req: &Request<Incoming>, peer: SocketAddr) -> Respo
                 format!("not ready: {reason}\n"),
             ),
         },
-        Endpoint::Quit => unreachable!("answered above"),
         Endpoint::Metrics => {
             let mut r = Response::new(Full::new(Bytes::from(state.metrics.encode())));
             r.headers_mut().insert(
@@ -162,13 +152,10 @@ fn route(state: &AdminState, req: &Request<Incoming>, peer: SocketAddr) -> Respo
 /// `/quitquitquit`: POST from loopback starts the graceful shutdown.
 fn quit(state: &AdminState, method: &Method, peer: SocketAddr) -> Response<Full<Bytes>> {
     if method != Method::POST {
-        let mut r = text(
-            StatusCode::METHOD_NOT_ALLOWED,
+        return not_allowed(
+            "POST",
             "method not allowed: use POST /quitquitquit to shut down\n",
         );
-        r.headers_mut()
-            .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
-        return r;
     }
     if !from_loopback(peer) {
         tracing::warn!(client = %peer, "refused /quitquitquit from outside the pod");
@@ -185,6 +172,14 @@ fn quit(state: &AdminState, method: &Method, peer: SocketAddr) -> Response<Full<
         crate::shutdown::start(shutdown, &state.readiness);
     }
     text(StatusCode::OK, "shutting down\n")
+}
+
+/// 405 with the methods the path takes.
+fn not_allowed(allow: &'static str, body: &'static str) -> Response<Full<Bytes>> {
+    let mut r = text(StatusCode::METHOD_NOT_ALLOWED, body);
+    r.headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    r
 }
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {

@@ -438,8 +438,9 @@ fn follows_a_name_whose_address_changes() {
     amb.proc.wait_for_message(T, "upstream addresses changed");
 }
 
+/// `--on-limit refuse`; `wait` is [`connection_queue`]'s.
 #[test]
-fn connection_limit_refuses_or_waits() {
+fn connection_limit_refuses() {
     let (echo, _) = echo_server();
     let route = format!("127.0.0.1:0={echo}");
     let amb = Amb::spawn(
@@ -468,42 +469,9 @@ fn connection_limit_refuses_or_waits() {
         1.0
     );
     drop(first);
-
-    let amb = Amb::spawn(
-        &[
-            "--route",
-            &route,
-            "--max-connections",
-            "1",
-            "--on-limit",
-            "wait",
-        ],
-        &[],
-    );
-    let addr = amb.listen(0);
-    let mut first = connect(addr);
-    assert_eq!(roundtrip(&mut first, b"one"), b"one");
-    let mut second = connect(addr);
-    second.write_all(b"two").expect("write");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut back = [0u8; 3];
-        let _ = tx.send(second.read_exact(&mut back).map(|_| back));
-    });
-    assert!(
-        rx.recv_timeout(Duration::from_millis(300)).is_err(),
-        "the second waits while the first is open"
-    );
-    drop(first);
-    assert_eq!(
-        &rx.recv_timeout(T)
-            .expect("served after the first closed")
-            .expect("echo"),
-        b"two"
-    );
 }
 
-/// Plain TCP (the epoll loops): the queue of `--on-limit wait`.
+/// Plain TCP (the epoll loops): the queue of `--on-limit wait` (the default).
 #[test]
 fn waiting_connections_time_out_or_leave() {
     let (echo, _) = echo_server();

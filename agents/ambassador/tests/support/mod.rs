@@ -159,7 +159,7 @@ pub const QUEUE_TIMEOUT: &str = "2s";
 /// `amb` serves `addr` with `--max-connections 1 --on-limit wait --queue-timeout 2s` in front
 /// of an echo server. A connection over the limit waits (counted in `waiting_connections`) and
 /// is closed once it waited the queue timeout (counted as `queue_timeout`); a waiting client
-/// that resets leaves the queue (`client_left`); once the holder leaves, the next is served.
+/// that resets leaves the queue (`client_left`); one waiting when the holder leaves is served.
 pub fn connection_queue(amb: &Amb, addr: SocketAddr) {
     let waiting = || amb.metric("ambassador_waiting_connections", &[]);
     let rejected = |reason: &str| {
@@ -202,7 +202,15 @@ pub fn connection_queue(amb: &Amb, addr: SocketAddr) {
     assert_eq!(waiting(), 0.0);
     assert_eq!(rejected("queue_timeout"), 1.0, "left, not timed out");
 
-    drop(holder);
     let mut next = connect(addr);
-    assert_eq!(roundtrip(&mut next, b"three"), b"three");
+    next.write_all(b"three").expect("write");
+    testkit::wait_for(T, "a connection waiting for the slot", || {
+        (waiting() == 1.0).then_some(())
+    });
+    drop(holder);
+    let mut back = [0u8; 5];
+    next.read_exact(&mut back)
+        .expect("the waiting connection is served once the holder leaves");
+    assert_eq!(&back, b"three");
+    assert_eq!(waiting(), 0.0);
 }
