@@ -741,25 +741,29 @@ impl Engine {
     fn serve_waiting(&mut self) {
         for route in 0..self.waiting.len() {
             while let Some(&(slot, id, since)) = self.waiting[route].front() {
-                let live = matches!(self.conns.get(slot), Some(Some(c))
-                    if c.client_id == id && matches!(c.state, State::Waiting(Some(_))));
-                if !live {
-                    self.waiting[route].pop_front();
-                    continue;
-                }
+                let peer = match self.conns.get(slot) {
+                    Some(Some(c))
+                        if c.client_id == id && matches!(c.state, State::Waiting(Some(_))) =>
+                    {
+                        c.peer
+                    }
+                    // Gone (left, closed) since it queued.
+                    _ => {
+                        self.waiting[route].pop_front();
+                        continue;
+                    }
+                };
                 let Served {
                     pool, rc, limit, ..
                 } = &self.routes[route];
                 if rc.queue_timeout.is_some_and(|t| since + t <= self.now) {
                     self.waiting[route].pop_front();
-                    if let Some(Some(c)) = self.conns.get(slot) {
-                        events::ConnectionRejected {
-                            route: &pool.route,
-                            client: c.peer,
-                            reason: "queue_timeout",
-                        }
-                        .emit(&self.shared.metrics);
+                    events::ConnectionRejected {
+                        route: &pool.route,
+                        client: peer,
+                        reason: "queue_timeout",
                     }
+                    .emit(&self.shared.metrics);
                     self.remove(slot);
                     continue;
                 }
