@@ -382,7 +382,7 @@ fn not_ready_while_every_upstream_is_ejected() {
             "--eject-after",
             "1",
             "--eject-cooldown",
-            "2s",
+            "3s",
         ],
         &[],
     );

@@ -154,9 +154,9 @@ pub fn dead_port() -> u16 {
 }
 
 /// The queue timeout [`connection_queue`] expects the route to have.
-pub const QUEUE_TIMEOUT: &str = "2s";
+pub const QUEUE_TIMEOUT: &str = "3s";
 
-/// `amb` serves `addr` with `--max-connections 1 --on-limit wait --queue-timeout 2s` in front
+/// `amb` serves `addr` with `--max-connections 1 --on-limit wait --queue-timeout 3s` in front
 /// of an echo server. A connection over the limit waits (counted in `waiting_connections`) and
 /// is closed once it waited the queue timeout (counted as `queue_timeout`); a waiting client
 /// that resets leaves the queue (`client_left`); one waiting when the holder leaves is served.
@@ -182,7 +182,7 @@ pub fn connection_queue(amb: &Amb, addr: SocketAddr) {
     let waited = started.elapsed();
     assert!(got.is_empty(), "closed without reaching the upstream");
     assert!(
-        waited >= Duration::from_millis(1950),
+        waited >= Duration::from_millis(2950),
         "closed only once it waited the queue timeout ({QUEUE_TIMEOUT}), not after {waited:?}"
     );
     assert_eq!(rejected("queue_timeout"), 1.0);
