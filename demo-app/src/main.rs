@@ -14,7 +14,9 @@
 //!
 //! It prints `demo-app started` first and exits 0 on SIGTERM or SIGINT, even as PID 1; with
 //! `--exit` it exits 0 once its log lines are written and its query answered (an init
-//! container or a Job).
+//! container or a Job). `--quit URL` (repeatable, with `--exit`): before exiting it POSTs to
+//! each URL, a sidecar's `http://localhost:PORT/quitquitquit`, as a Job's main container does
+//! so the pod can complete (`curl -X POST` in a real app).
 use std::{
     fs::OpenOptions,
     io::{Read, Write},
@@ -39,10 +41,11 @@ struct Options {
     pg_db: String,
     pg_query: String,
     exit_when_done: bool,
+    quit: Vec<String>,
 }
 
 const USAGE: &str = "usage: demo-app [--log-file PATH --log-lines N [--log-interval-ms MS]] \
-[--http ADDR] [--config PATH] [--pg HOST:PORT [--pg-user U] [--pg-db D] [--pg-query Q]] [--exit]";
+[--http ADDR] [--config PATH] [--pg HOST:PORT [--pg-user U] [--pg-db D] [--pg-query Q]] [--exit [--quit URL]...]";
 
 fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut o = Options {
@@ -78,6 +81,12 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
             "--pg-user" => o.pg_user = value,
             "--pg-db" => o.pg_db = value,
             "--pg-query" => o.pg_query = value,
+            "--quit" => {
+                if !value.starts_with("http://") {
+                    return Err(format!("--quit {value:?}: expected an http:// URL"));
+                }
+                o.quit.push(value)
+            }
             other => return Err(format!("unknown flag {other:?}\n{USAGE}")),
         }
     }
@@ -204,6 +213,33 @@ fn query_until_answered(o: &Options, addr: &str) {
     }
 }
 
+/// POSTs to `url` (plain http) and returns the status line; retried for a while, as the
+/// sidecar may still be starting.
+fn post(url: &str) -> Result<String, String> {
+    let rest = url.trim_start_matches("http://");
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut last = String::new();
+    for _ in 0..50 {
+        let attempt = (|| -> std::io::Result<String> {
+            let mut s = TcpStream::connect(host)?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            write!(
+                s,
+                "POST /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )?;
+            let mut answer = String::new();
+            s.read_to_string(&mut answer)?;
+            Ok(answer.lines().next().unwrap_or("").to_string())
+        })();
+        match attempt {
+            Ok(status) => return Ok(status),
+            Err(e) => last = e.to_string(),
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+    Err(last)
+}
+
 fn main() -> ExitCode {
     exit_on_termination_signals();
     let o = match parse(std::env::args().skip(1)) {
@@ -231,7 +267,18 @@ fn main() -> ExitCode {
     }
     let _ = std::io::stdout().flush();
     if o.exit_when_done {
-        return ExitCode::SUCCESS;
+        let mut code = ExitCode::SUCCESS;
+        for url in &o.quit {
+            match post(url) {
+                Ok(status) => println!("asked {url} to quit: {status}"),
+                Err(e) => {
+                    eprintln!("demo-app: cannot POST {url}: {e}");
+                    code = ExitCode::FAILURE;
+                }
+            }
+        }
+        let _ = std::io::stdout().flush();
+        return code;
     }
     loop {
         thread::park();
@@ -277,5 +324,15 @@ mod tests {
                 .unwrap()
                 .exit_when_done
         );
+        let o = parse(args(&[
+            "--exit",
+            "--quit",
+            "http://127.0.0.1:1/quitquitquit",
+        ]))
+        .unwrap();
+        assert_eq!(o.quit, ["http://127.0.0.1:1/quitquitquit"]);
+        assert!(parse(args(&["--quit", "localhost:1"]))
+            .unwrap_err()
+            .contains("http://"));
     }
 }

@@ -34,7 +34,7 @@ const PATTERNS: [(&str, &[&str]); 9] = [
     ("adapter", &["pod.yaml", "pod-native-sidecar.yaml"]),
     (
         "ambassador-database",
-        &["pod.yaml", "pod-native-sidecar.yaml"],
+        &["pod.yaml", "pod-native-sidecar.yaml", "job.yaml"],
     ),
     (
         "ssl-termination-proxy",

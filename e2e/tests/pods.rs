@@ -4,7 +4,8 @@
 //! - the log collection pod's lines arrive at the `_bulk` endpoint, each exactly once (logship,
 //!   against `testkit::fake_es`);
 //! - the dependency-wait init container holds the app until PostgreSQL answers (waitfor);
-//! - the ambassador pod's app reaches PostgreSQL through localhost (ambassador);
+//! - the ambassador pod's app reaches PostgreSQL through localhost (ambassador); in the Job
+//!   form the app then stops the sidecar with `POST /quitquitquit`, and the pod completes;
 //! - the config reloader pod's nginx serves the new config after a kubelet-style `..data`
 //!   swap on the shared volume (reloader, shared process namespace, SIGHUP);
 //! - the SSL termination proxy pod serves the app over TLS with a certificate from a volume
@@ -509,6 +510,63 @@ spec:
         pod.inspect("database-ambassador", "{{.HostConfig.ReadonlyRootfs}}"),
         "true"
     );
+}
+
+/// The Job form (k8s-examples/ambassador-database/job.yaml): the app queries through the
+/// ambassador, then POSTs its `/quitquitquit` over localhost; the ambassador drains and exits 0,
+/// so every container of the pod has exited 0 and a Job would complete.
+#[test]
+fn ambassador_job_completes_when_the_app_asks_the_sidecar_to_quit() {
+    let name = pod_name("ambassador-job");
+    let listen = free_port();
+    let admin = free_port();
+    let yaml = format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  hostNetwork: true
+  restartPolicy: Never
+  containers:
+    - name: report
+      image: {app}
+      args: [\"--pg\", \"127.0.0.1:{listen}\", \"--pg-db\", \"test\", \"--exit\", \"--quit\", \"http://127.0.0.1:{admin}/quitquitquit\"]{LOCKED_DOWN}
+    - name: database-ambassador
+      image: {ambassador}
+      env:
+        - name: UPSTREAM_HOST
+          value: \"127.0.0.1\"
+        - name: UPSTREAM_PORT
+          value: \"5432\"
+        - name: AMBASSADOR_LISTEN
+          value: \"127.0.0.1:{listen}\"
+        - name: ADMIN_ADDR
+          value: \"127.0.0.1:{admin}\"{LOCKED_DOWN}
+",
+        ambassador = image("ambassador"),
+        app = image("demo-app"),
+    );
+    let mut pod = Pod::play(&name, &yaml);
+    pod.wait_played(Duration::from_secs(60));
+    for c in ["report", "database-ambassador"] {
+        poll_until(Duration::from_secs(60), &format!("{c} to exit"), || {
+            pod.state(c).as_deref() == Some("exited")
+        });
+        assert_eq!(pod.inspect(c, "{{.State.ExitCode}}"), "0", "{c} exit code");
+    }
+    let report = pod.logs("report");
+    assert!(
+        report.contains("postgres answered: test|postgres"),
+        "{report}"
+    );
+    assert!(report.contains("to quit: HTTP/1.1 200 OK"), "{report}");
+    let ambassador = pod.logs("database-ambassador");
+    assert!(
+        ambassador.contains("shutdown started by POST /quitquitquit"),
+        "{ambassador}"
+    );
+    assert!(ambassador.contains("\"stopped\""), "{ambassador}");
 }
 
 #[test]
