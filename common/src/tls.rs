@@ -5,7 +5,8 @@
 //!   webpki roots), an optional client certificate for mTLS, and an opt-in skip-verify.
 //! - [`ReloadingCertResolver`] + [`server_config`]: a server configuration whose certificate and
 //!   key are re-read when their files change (Kubernetes Secret rotation); open connections keep
-//!   the certificate they started with, new handshakes get the new one.
+//!   the certificate they started with, new handshakes get the new one. The same resolver serves
+//!   a long-lived client's certificate ([`ClientOptions::client_cert_resolver`]).
 //!
 //! Everything uses the ring provider explicitly, so no process-wide default is needed.
 use std::{
@@ -16,7 +17,10 @@ use std::{
 };
 
 use rustls::{
-    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
+    client::{
+        danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
+        ResolvesClientCert,
+    },
     crypto::CryptoProvider,
     server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier},
     sign::CertifiedKey,
@@ -149,8 +153,11 @@ pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsEr
 pub struct ClientOptions {
     /// CA bundle to trust; `None` trusts the webpki (Mozilla) roots.
     pub ca_file: Option<PathBuf>,
-    /// Client certificate and key files for mutual TLS.
+    /// Client certificate and key files for mutual TLS, loaded once.
     pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// Instead of `client_cert`: a resolver that re-reads the pair when its files change (a
+    /// long-lived client whose certificate rotates).
+    pub client_cert_resolver: Option<Arc<ReloadingCertResolver>>,
     /// Accept any server certificate (testing only: no protection against interception).
     pub insecure_skip_verify: bool,
     /// ALPN protocols to offer, most preferred first.
@@ -176,8 +183,9 @@ pub fn client_config(opts: &ClientOptions) -> Result<Arc<ClientConfig>, TlsError
         };
         builder.with_root_certificates(roots)
     };
-    let mut config = match &opts.client_cert {
-        Some((cert, key)) => {
+    let mut config = match (&opts.client_cert_resolver, &opts.client_cert) {
+        (Some(resolver), _) => builder.with_client_cert_resolver(resolver.clone()),
+        (None, Some((cert, key))) => {
             let chain = load_certs(cert)?;
             let key_der = load_private_key(key)?;
             builder
@@ -188,7 +196,7 @@ pub fn client_config(opts: &ClientOptions) -> Result<Arc<ClientConfig>, TlsError
                     key.display()
                 )))?
         }
-        None => builder.with_no_client_auth(),
+        (None, None) => builder.with_no_client_auth(),
     };
     config.alpn_protocols = opts.alpn.clone();
     Ok(Arc::new(config))
@@ -245,7 +253,8 @@ struct Current {
 /// Called after each reload attempt with its result.
 type ReloadHook = Box<dyn Fn(Result<(), &TlsError>) + Send + Sync>;
 
-/// A server certificate resolver that re-reads its certificate and key files when they change.
+/// A certificate resolver (a server's, or a client's for mutual TLS) that re-reads its
+/// certificate and key files when they change.
 ///
 /// Files are checked (a `stat` of each) at most once per `check_interval`, during a handshake;
 /// when either changed, both are loaded again. A pair that fails to load or does not match is
@@ -327,6 +336,20 @@ impl ReloadingCertResolver {
 impl ResolvesServerCert for ReloadingCertResolver {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         Some(self.current())
+    }
+}
+
+impl ResolvesClientCert for ReloadingCertResolver {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        Some(self.current())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
     }
 }
 

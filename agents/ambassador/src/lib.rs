@@ -104,20 +104,61 @@ const NO_ALIASES: &[(&str, Endpoint)] = &[];
 
 type TlsPair = (Option<UpstreamTls>, Option<tokio_rustls::TlsAcceptor>);
 
+/// A certificate and key re-read when their files change, each reload logged and counted in
+/// `tls_reloads_total{certificate}`: "listener" or "upstream_client".
+fn reloading(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    interval: Duration,
+    metrics: &Metrics,
+    certificate: &'static str,
+) -> Result<common::tls::ReloadingCertResolver, common::tls::TlsError> {
+    let reloads = metrics.tls_reloads.clone();
+    Ok(
+        common::tls::ReloadingCertResolver::new(cert, key, interval)?.on_reload(move |r| {
+            let result = if r.is_ok() { "success" } else { "failure" };
+            reloads
+                .get_or_create(&ResultLabels {
+                    certificate,
+                    result,
+                })
+                .inc();
+            match r {
+                Ok(()) => info!(certificate, "certificate reloaded"),
+                Err(error) => tracing::warn!(
+                    certificate,
+                    %error,
+                    "cannot reload the certificate; keeping the previous one"
+                ),
+            }
+        }),
+    )
+}
+
 fn build_tls(
     config: &RouteOptions,
     reload_interval: Duration,
     metrics: &Metrics,
 ) -> Result<TlsPair, Error> {
     let upstream = if config.upstream_tls {
+        // The client certificate is re-read when its files change, as the listener's is: a
+        // rotated Secret reaches new upstream connections without a restart.
+        let client_cert_resolver = match (&config.upstream_tls_cert, &config.upstream_tls_key) {
+            (Some(cert), Some(key)) => Some(Arc::new(
+                reloading(cert, key, reload_interval, metrics, "upstream_client").map_err(
+                    |source| Error::Tls {
+                        option: "--upstream-tls-cert/--upstream-tls-key",
+                        source,
+                    },
+                )?,
+            )),
+            _ => None,
+        };
         let opts = common::tls::ClientOptions {
             ca_file: config.upstream_tls_ca.clone(),
-            client_cert: config
-                .upstream_tls_cert
-                .clone()
-                .zip(config.upstream_tls_key.clone()),
+            client_cert_resolver,
             insecure_skip_verify: config.upstream_tls_insecure_skip_verify,
-            alpn: Vec::new(),
+            ..Default::default()
         };
         let cfg = common::tls::client_config(&opts).map_err(|source| Error::Tls {
             option: "--upstream-tls-*",
@@ -139,19 +180,13 @@ fn build_tls(
     };
     let acceptor = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => {
-            let reloads = metrics.tls_reloads.clone();
-            let resolver = common::tls::ReloadingCertResolver::new(cert, key, reload_interval)
-                .map_err(|source| Error::Tls { option: "--tls-cert/--tls-key", source })?
-                .on_reload(move |r| match r {
-                    Ok(()) => {
-                        reloads.get_or_create(&ResultLabels { result: "success" }).inc();
-                        info!("listener certificate reloaded");
+            let resolver =
+                reloading(cert, key, reload_interval, metrics, "listener").map_err(|source| {
+                    Error::Tls {
+                        option: "--tls-cert/--tls-key",
+                        source,
                     }
-                    Err(error) => {
-                        reloads.get_or_create(&ResultLabels { result: "failure" }).inc();
-                        tracing::warn!(%error, "cannot reload the listener certificate; keeping the previous one");
-                    }
-                });
+                })?;
             let cfg =
                 common::tls::server_config(Arc::new(resolver), config.tls_client_ca.as_deref())
                     .map_err(|source| Error::Tls {

@@ -56,6 +56,8 @@ pub struct RejectLabels {
 /// Labels of TLS reloads.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
+    /// listener (--tls-cert) or upstream_client (--upstream-tls-cert).
+    pub certificate: &'static str,
     /// success or failure.
     pub result: &'static str,
 }
@@ -89,7 +91,7 @@ pub struct Metrics {
     pub ejections: Family<UpLabels, Counter>,
     /// 1 while an upstream is not ejected and has addresses.
     pub healthy: Family<UpLabels, Gauge>,
-    /// Certificate reloads.
+    /// Certificate reloads (the listener's, the upstream client's).
     pub tls_reloads: Family<ResultLabels, Counter>,
 }
 
@@ -163,7 +165,7 @@ impl Metrics {
         );
         registry.register(
             "tls_reloads",
-            "Reloads of the listener certificate",
+            "Certificate reloads from changed files, by certificate (listener, upstream_client) and result",
             m.tls_reloads.clone(),
         );
         m

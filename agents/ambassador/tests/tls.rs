@@ -1,4 +1,5 @@
-//! TLS through the ambassador: origination to a TLS echo server with a test CA, mutual TLS,
+//! TLS through the ambassador: origination to a TLS echo server with a test CA, mutual TLS (with
+//! the client certificate rotated on disk),
 //! termination with the certificate swapped on disk while a connection stays open, and a
 //! plain-text client on the TLS listener refused and counted.
 mod support;
@@ -178,6 +179,76 @@ async fn waiting_connections_time_out_or_leave_on_tls_routes() {
     let amb = Amb::spawn(&["--route", &route], &[]);
     let addr = amb.listen(0);
     tokio::task::block_in_place(|| connection_queue(&amb, addr));
+}
+
+/// The upstream client certificate is re-read when its files change (a rotated Secret): new
+/// upstream connections present the new one, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_upstream_client_certificate_is_used_for_new_connections() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let ca = make_ca("test ca");
+    let untrusted = make_ca("other ca");
+    let (scert, skey, _) = leaf(&ca, &["db.test"], ExtendedKeyUsagePurpose::ServerAuth);
+    let ca_file = write(d, "ca.pem", &ca.pem);
+    let up = tls_echo(
+        &write(d, "s.pem", &scert),
+        &write(d, "s.key", &skey),
+        Some(&ca_file),
+    )
+    .await;
+    // At first a client certificate the upstream does not trust.
+    let (old_cert, old_key, _) = leaf(
+        &untrusted,
+        &["ambassador"],
+        ExtendedKeyUsagePurpose::ClientAuth,
+    );
+    let (cc, ck) = (write(d, "c.pem", &old_cert), write(d, "c.key", &old_key));
+    let route = format!("127.0.0.1:0=127.0.0.1:{}", up.port());
+    let amb = Amb::spawn(
+        &[
+            "--route",
+            &route,
+            "--upstream-tls",
+            "true",
+            "--upstream-tls-ca",
+            &ca_file,
+            "--upstream-tls-server-name",
+            "db.test",
+            "--upstream-tls-cert",
+            &cc,
+            "--upstream-tls-key",
+            &ck,
+            "--tls-reload-interval",
+            "100ms",
+        ],
+        &[],
+    );
+    let addr = amb.listen(0);
+    assert!(
+        plain_roundtrip(addr, b"old").await.is_err(),
+        "the upstream refuses the untrusted client certificate"
+    );
+    // Rotation: new files renamed into place, as a Secret update swaps them.
+    let (new_cert, new_key, _) = leaf(&ca, &["ambassador"], ExtendedKeyUsagePurpose::ClientAuth);
+    for (name, text) in [("c.pem", &new_cert), ("c.key", &new_key)] {
+        let tmp = write(d, &format!("{name}.new"), text);
+        std::fs::rename(tmp, d.join(name)).expect("swap");
+    }
+    let deadline = std::time::Instant::now() + T;
+    while plain_roundtrip(addr, b"new").await.ok().as_deref() != Some(b"new".as_slice()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rotated client certificate was not used within {T:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        amb.metric(
+            "ambassador_tls_reloads_total",
+            &["certificate=\"upstream_client\"", "result=\"success\""]
+        ) >= 1.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
