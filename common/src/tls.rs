@@ -6,7 +6,8 @@
 //! - [`ReloadingCertResolver`] + [`server_config`]: a server configuration whose certificate and
 //!   key are re-read when their files change (Kubernetes Secret rotation); open connections keep
 //!   the certificate they started with, new handshakes get the new one. The same resolver serves
-//!   a long-lived client's certificate ([`ClientOptions::client_cert_resolver`]).
+//!   a long-lived client's certificate ([`ClientOptions::client_cert_resolver`]), and
+//!   [`ReloadingRoots`] re-reads a client's CA bundle the same way.
 //!
 //! Everything uses the ring provider explicitly, so no process-wide default is needed.
 use std::{
@@ -19,7 +20,7 @@ use std::{
 use rustls::{
     client::{
         danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
-        ResolvesClientCert,
+        ResolvesClientCert, WebPkiServerVerifier,
     },
     crypto::CryptoProvider,
     server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier},
@@ -151,8 +152,11 @@ pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsEr
 /// How a client verifies and authenticates itself.
 #[derive(Debug, Clone, Default)]
 pub struct ClientOptions {
-    /// CA bundle to trust; `None` trusts the webpki (Mozilla) roots.
+    /// CA bundle to trust, read once; `None` trusts the webpki (Mozilla) roots.
     pub ca_file: Option<PathBuf>,
+    /// Instead of `ca_file`: a verifier that re-reads the bundle when it changes (a long-lived
+    /// client whose CA rotates).
+    pub ca_verifier: Option<Arc<ReloadingRoots>>,
     /// Client certificate and key files for mutual TLS, loaded once.
     pub client_cert: Option<(PathBuf, PathBuf)>,
     /// Instead of `client_cert`: a resolver that re-reads the pair when its files change (a
@@ -174,6 +178,12 @@ pub fn client_config(opts: &ClientOptions) -> Result<Arc<ClientConfig>, TlsError
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+    } else if let Some(verifier) = &opts.ca_verifier {
+        // `dangerous` only because the verifier is a custom type: it is webpki's, re-built
+        // from the bundle when the file changes.
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(verifier.clone())
     } else {
         let roots = match &opts.ca_file {
             Some(path) => load_roots(path)?,
@@ -244,51 +254,43 @@ fn stamp(path: &Path) -> Option<Stamp> {
     Some(Stamp(m.modified().ok(), m.len(), m.ino()))
 }
 
-struct Current {
-    key: Arc<CertifiedKey>,
-    stamps: (Option<Stamp>, Option<Stamp>),
-    checked: Instant,
-}
-
 /// Called after each reload attempt with its result.
 type ReloadHook = Box<dyn Fn(Result<(), &TlsError>) + Send + Sync>;
 
-/// A certificate resolver (a server's, or a client's for mutual TLS) that re-reads its
-/// certificate and key files when they change.
-///
-/// Files are checked (a `stat` of each) at most once per `check_interval`, during a handshake;
-/// when either changed, both are loaded again. A pair that fails to load or does not match is
-/// logged and the previous certificate stays in use, so a half-written rotation never breaks
-/// the listener.
-pub struct ReloadingCertResolver {
-    cert: PathBuf,
-    key: PathBuf,
+/// What a reloader holds: the value in use, the stamps of the files it was loaded from, and
+/// when they were last checked.
+struct Loaded<T> {
+    value: Arc<T>,
+    stamps: Vec<Option<Stamp>>,
+    checked: Instant,
+}
+
+/// A value loaded from files and loaded again when they change: the files are checked (a
+/// `stat` of each) at most once per `check_interval`, when the value is asked for; when any
+/// changed, all are loaded again. A load that fails keeps the previous value (and the old
+/// stamps, so the next check tries again), so a half-written rotation never breaks anything.
+struct Reloading<T> {
+    paths: Vec<PathBuf>,
     check_interval: Duration,
-    current: Mutex<Current>,
+    load: fn(&[PathBuf]) -> Result<T, TlsError>,
+    current: Mutex<Loaded<T>>,
     on_reload: Option<ReloadHook>,
 }
 
-impl fmt::Debug for ReloadingCertResolver {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReloadingCertResolver")
-            .field("cert", &self.cert)
-            .field("key", &self.key)
-            .field("check_interval", &self.check_interval)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ReloadingCertResolver {
-    /// Loads the pair now (an error here is a configuration error).
-    pub fn new(cert: &Path, key: &Path, check_interval: Duration) -> Result<Self, TlsError> {
-        let stamps = (stamp(cert), stamp(key));
-        let loaded = load_certified_key(cert, key)?;
-        Ok(ReloadingCertResolver {
-            cert: cert.to_path_buf(),
-            key: key.to_path_buf(),
+impl<T> Reloading<T> {
+    fn new(
+        paths: Vec<PathBuf>,
+        check_interval: Duration,
+        load: fn(&[PathBuf]) -> Result<T, TlsError>,
+    ) -> Result<Self, TlsError> {
+        let stamps = paths.iter().map(|p| stamp(p)).collect();
+        let value = Arc::new(load(&paths)?);
+        Ok(Reloading {
+            paths,
             check_interval,
-            current: Mutex::new(Current {
-                key: Arc::new(loaded),
+            load,
+            current: Mutex::new(Loaded {
+                value,
                 stamps,
                 checked: Instant::now(),
             }),
@@ -296,40 +298,135 @@ impl ReloadingCertResolver {
         })
     }
 
-    /// Calls `f` after each reload attempt (to log it and count it).
-    pub fn on_reload(mut self, f: impl Fn(Result<(), &TlsError>) + Send + Sync + 'static) -> Self {
-        self.on_reload = Some(Box::new(f));
-        self
-    }
-
-    /// The certificate in use, after checking the files if the interval has passed.
-    pub fn current(&self) -> Arc<CertifiedKey> {
+    fn current(&self) -> Arc<T> {
         let mut cur = match self.current.lock() {
             Ok(c) => c,
             Err(poisoned) => poisoned.into_inner(),
         };
         if cur.checked.elapsed() >= self.check_interval {
             cur.checked = Instant::now();
-            let stamps = (stamp(&self.cert), stamp(&self.key));
+            let stamps: Vec<_> = self.paths.iter().map(|p| stamp(p)).collect();
             if stamps != cur.stamps {
-                match load_certified_key(&self.cert, &self.key) {
-                    Ok(k) => {
-                        cur.key = Arc::new(k);
-                        cur.stamps = stamps;
-                        if let Some(f) = &self.on_reload {
-                            f(Ok(()));
-                        }
-                    }
-                    Err(e) => {
-                        // Keep the old stamps so the next check tries again.
-                        if let Some(f) = &self.on_reload {
-                            f(Err(&e));
-                        }
-                    }
+                let result = (self.load)(&self.paths).map(|v| {
+                    cur.value = Arc::new(v);
+                    cur.stamps = stamps;
+                });
+                if let Some(f) = &self.on_reload {
+                    f(result.as_ref().map(|_| ()));
                 }
             }
         }
-        cur.key.clone()
+        cur.value.clone()
+    }
+}
+
+impl<T> fmt::Debug for Reloading<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reloading")
+            .field("paths", &self.paths)
+            .field("check_interval", &self.check_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A certificate resolver (a server's, or a client's for mutual TLS) that re-reads its
+/// certificate and key files when they change: checked at most once per `check_interval`,
+/// during a handshake; a pair that fails to load or does not match is reported and the
+/// previous certificate stays in use.
+#[derive(Debug)]
+pub struct ReloadingCertResolver(Reloading<CertifiedKey>);
+
+impl ReloadingCertResolver {
+    /// Loads the pair now (an error here is a configuration error).
+    pub fn new(cert: &Path, key: &Path, check_interval: Duration) -> Result<Self, TlsError> {
+        let load = |p: &[PathBuf]| load_certified_key(&p[0], &p[1]);
+        Ok(ReloadingCertResolver(Reloading::new(
+            vec![cert.to_path_buf(), key.to_path_buf()],
+            check_interval,
+            load,
+        )?))
+    }
+
+    /// Calls `f` after each reload attempt (to log it and count it).
+    pub fn on_reload(mut self, f: impl Fn(Result<(), &TlsError>) + Send + Sync + 'static) -> Self {
+        self.0.on_reload = Some(Box::new(f));
+        self
+    }
+
+    /// The certificate in use, after checking the files if the interval has passed.
+    pub fn current(&self) -> Arc<CertifiedKey> {
+        self.0.current()
+    }
+}
+
+/// A server certificate verifier whose CA bundle is re-read when the file changes (CA
+/// rotation), checked as [`ReloadingCertResolver`] checks its files, during handshakes.
+#[derive(Debug)]
+pub struct ReloadingRoots(Reloading<Arc<WebPkiServerVerifier>>);
+
+impl ReloadingRoots {
+    /// Loads the bundle now (an error here is a configuration error).
+    pub fn new(ca_file: &Path, check_interval: Duration) -> Result<Self, TlsError> {
+        fn load(p: &[PathBuf]) -> Result<Arc<WebPkiServerVerifier>, TlsError> {
+            WebPkiServerVerifier::builder_with_provider(Arc::new(load_roots(&p[0])?), provider())
+                .build()
+                .map_err(|e| TlsError::Rustls {
+                    context: format!("CA {}", p[0].display()),
+                    source: rustls::Error::General(e.to_string()),
+                })
+        }
+        Ok(ReloadingRoots(Reloading::new(
+            vec![ca_file.to_path_buf()],
+            check_interval,
+            load,
+        )?))
+    }
+
+    /// Calls `f` after each reload attempt (to log it and count it).
+    pub fn on_reload(mut self, f: impl Fn(Result<(), &TlsError>) + Send + Sync + 'static) -> Self {
+        self.0.on_reload = Some(Box::new(f));
+        self
+    }
+}
+
+impl ServerCertVerifier for ReloadingRoots {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.0.current().verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.current().verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.current().verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.current().supported_verify_schemes()
     }
 }
 

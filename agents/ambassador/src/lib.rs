@@ -104,35 +104,30 @@ const NO_ALIASES: &[(&str, Endpoint)] = &[];
 
 type TlsPair = (Option<UpstreamTls>, Option<tokio_rustls::TlsAcceptor>);
 
-/// A certificate and key re-read when their files change, each reload logged and counted in
-/// `tls_reloads_total{certificate}`: "listener" or "upstream_client".
-fn reloading(
-    cert: &std::path::Path,
-    key: &std::path::Path,
-    interval: Duration,
+/// Logs and counts (`tls_reloads_total{certificate, result}`) each reload attempt of a
+/// certificate file: "listener", "upstream_client" or "upstream_ca".
+fn reload_hook(
     metrics: &Metrics,
     certificate: &'static str,
-) -> Result<common::tls::ReloadingCertResolver, common::tls::TlsError> {
+) -> impl Fn(Result<(), &common::tls::TlsError>) + Send + Sync + 'static {
     let reloads = metrics.tls_reloads.clone();
-    Ok(
-        common::tls::ReloadingCertResolver::new(cert, key, interval)?.on_reload(move |r| {
-            let result = if r.is_ok() { "success" } else { "failure" };
-            reloads
-                .get_or_create(&ResultLabels {
-                    certificate,
-                    result,
-                })
-                .inc();
-            match r {
-                Ok(()) => info!(certificate, "certificate reloaded"),
-                Err(error) => tracing::warn!(
-                    certificate,
-                    %error,
-                    "cannot reload the certificate; keeping the previous one"
-                ),
-            }
-        }),
-    )
+    move |r| {
+        let result = if r.is_ok() { "success" } else { "failure" };
+        reloads
+            .get_or_create(&ResultLabels {
+                certificate,
+                result,
+            })
+            .inc();
+        match r {
+            Ok(()) => info!(certificate, "certificate reloaded"),
+            Err(error) => tracing::warn!(
+                certificate,
+                %error,
+                "cannot reload the certificate; keeping the previous one"
+            ),
+        }
+    }
 }
 
 fn build_tls(
@@ -141,21 +136,33 @@ fn build_tls(
     metrics: &Metrics,
 ) -> Result<TlsPair, Error> {
     let upstream = if config.upstream_tls {
-        // The client certificate is re-read when its files change, as the listener's is: a
-        // rotated Secret reaches new upstream connections without a restart.
+        // The client certificate and the CA bundle are re-read when their files change, as the
+        // listener's certificate is: a rotated Secret reaches new upstream connections without
+        // a restart.
         let client_cert_resolver = match (&config.upstream_tls_cert, &config.upstream_tls_key) {
             (Some(cert), Some(key)) => Some(Arc::new(
-                reloading(cert, key, reload_interval, metrics, "upstream_client").map_err(
-                    |source| Error::Tls {
+                common::tls::ReloadingCertResolver::new(cert, key, reload_interval)
+                    .map_err(|source| Error::Tls {
                         option: "--upstream-tls-cert/--upstream-tls-key",
                         source,
-                    },
-                )?,
+                    })?
+                    .on_reload(reload_hook(metrics, "upstream_client")),
+            )),
+            _ => None,
+        };
+        let ca_verifier = match &config.upstream_tls_ca {
+            Some(ca) if !config.upstream_tls_insecure_skip_verify => Some(Arc::new(
+                common::tls::ReloadingRoots::new(ca, reload_interval)
+                    .map_err(|source| Error::Tls {
+                        option: "--upstream-tls-ca",
+                        source,
+                    })?
+                    .on_reload(reload_hook(metrics, "upstream_ca")),
             )),
             _ => None,
         };
         let opts = common::tls::ClientOptions {
-            ca_file: config.upstream_tls_ca.clone(),
+            ca_verifier,
             client_cert_resolver,
             insecure_skip_verify: config.upstream_tls_insecure_skip_verify,
             ..Default::default()
@@ -180,13 +187,12 @@ fn build_tls(
     };
     let acceptor = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => {
-            let resolver =
-                reloading(cert, key, reload_interval, metrics, "listener").map_err(|source| {
-                    Error::Tls {
-                        option: "--tls-cert/--tls-key",
-                        source,
-                    }
-                })?;
+            let resolver = common::tls::ReloadingCertResolver::new(cert, key, reload_interval)
+                .map_err(|source| Error::Tls {
+                    option: "--tls-cert/--tls-key",
+                    source,
+                })?
+                .on_reload(reload_hook(metrics, "listener"));
             let cfg =
                 common::tls::server_config(Arc::new(resolver), config.tls_client_ca.as_deref())
                     .map_err(|source| Error::Tls {

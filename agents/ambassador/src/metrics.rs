@@ -56,7 +56,8 @@ pub struct RejectLabels {
 /// Labels of TLS reloads.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
-    /// listener (--tls-cert) or upstream_client (--upstream-tls-cert).
+    /// listener (--tls-cert), upstream_client (--upstream-tls-cert), upstream_ca
+    /// (--upstream-tls-ca).
     pub certificate: &'static str,
     /// success or failure.
     pub result: &'static str,
@@ -165,7 +166,7 @@ impl Metrics {
         );
         registry.register(
             "tls_reloads",
-            "Certificate reloads from changed files, by certificate (listener, upstream_client) and result",
+            "Certificate reloads from changed files, by certificate (listener, upstream_client, upstream_ca) and result",
             m.tls_reloads.clone(),
         );
         m

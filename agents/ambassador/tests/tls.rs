@@ -55,17 +55,23 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
     p.to_str().expect("utf8").to_string()
 }
 
-/// A TLS echo server; with `client_ca`, it requires a client certificate signed by it.
+/// A TLS echo server; with `client_ca`, it requires a client certificate signed by it. Its
+/// certificate files are re-read when they change (checked every 100 ms).
 async fn tls_echo(cert: &str, key: &str, client_ca: Option<&str>) -> SocketAddr {
     let resolver = common::tls::ReloadingCertResolver::new(
         Path::new(cert),
         Path::new(key),
-        std::time::Duration::from_secs(3600),
+        std::time::Duration::from_millis(100),
     )
     .expect("server cert");
     let cfg = common::tls::server_config(Arc::new(resolver), client_ca.map(Path::new))
         .expect("server config");
-    let acceptor = TlsAcceptor::from(cfg);
+    // No session resumption: every handshake sends (and re-reads) the certificate, so a
+    // rotation shows at the next connection.
+    let mut cfg = (*cfg).clone();
+    cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    cfg.send_tls13_tickets = 0;
+    let acceptor = TlsAcceptor::from(Arc::new(cfg));
     let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = l.local_addr().expect("addr");
     tokio::spawn(async move {
@@ -231,22 +237,79 @@ async fn a_rotated_upstream_client_certificate_is_used_for_new_connections() {
     );
     // Rotation: new files renamed into place, as a Secret update swaps them.
     let (new_cert, new_key, _) = leaf(&ca, &["ambassador"], ExtendedKeyUsagePurpose::ClientAuth);
-    for (name, text) in [("c.pem", &new_cert), ("c.key", &new_key)] {
-        let tmp = write(d, &format!("{name}.new"), text);
-        std::fs::rename(tmp, d.join(name)).expect("swap");
-    }
-    let deadline = std::time::Instant::now() + T;
-    while plain_roundtrip(addr, b"new").await.ok().as_deref() != Some(b"new".as_slice()) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the rotated client certificate was not used within {T:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    swap(d, "c.pem", &new_cert);
+    swap(d, "c.key", &new_key);
+    until_roundtrip(addr, true, "the rotated client certificate to be used").await;
     assert!(
         amb.metric(
             "ambassador_tls_reloads_total",
             &["certificate=\"upstream_client\"", "result=\"success\""]
+        ) >= 1.0
+    );
+}
+
+/// Swaps `text` into `dir/name` by rename, as a Secret or ConfigMap update does.
+fn swap(dir: &Path, name: &str, text: &str) {
+    let tmp = write(dir, &format!("{name}.new"), text);
+    std::fs::rename(tmp, dir.join(name)).expect("swap");
+}
+
+/// Waits until a round trip through `addr` succeeds (`ok`) or fails (`!ok`).
+async fn until_roundtrip(addr: SocketAddr, ok: bool, what: &str) {
+    let deadline = std::time::Instant::now() + T;
+    while (plain_roundtrip(addr, b"ping").await.ok().as_deref() == Some(b"ping".as_slice())) != ok {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {T:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The upstream's CA rotates: its new certificate fails against the old bundle, and once the
+/// bundle file is swapped too, new connections verify against the new CA, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_upstream_ca_bundle_is_used_for_new_connections() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (old_ca, new_ca) = (make_ca("old ca"), make_ca("new ca"));
+    let (scert, skey, _) = leaf(&old_ca, &["db.test"], ExtendedKeyUsagePurpose::ServerAuth);
+    let (sc, sk) = (write(d, "s.pem", &scert), write(d, "s.key", &skey));
+    let up = tls_echo(&sc, &sk, None).await;
+    let ca_file = write(d, "ca.pem", &old_ca.pem);
+    let route = format!("127.0.0.1:0=127.0.0.1:{}", up.port());
+    let amb = Amb::spawn(
+        &[
+            "--route",
+            &route,
+            "--upstream-tls",
+            "true",
+            "--upstream-tls-ca",
+            &ca_file,
+            "--upstream-tls-server-name",
+            "db.test",
+            "--tls-reload-interval",
+            "100ms",
+        ],
+        &[],
+    );
+    let addr = amb.listen(0);
+    until_roundtrip(addr, true, "a first round trip").await;
+    let (scert, skey, _) = leaf(&new_ca, &["db.test"], ExtendedKeyUsagePurpose::ServerAuth);
+    swap(d, "s.key", &skey);
+    swap(d, "s.pem", &scert);
+    until_roundtrip(
+        addr,
+        false,
+        "the old bundle to refuse the new CA's certificate",
+    )
+    .await;
+    swap(d, "ca.pem", &new_ca.pem);
+    until_roundtrip(addr, true, "the new bundle to be used").await;
+    assert!(
+        amb.metric(
+            "ambassador_tls_reloads_total",
+            &["certificate=\"upstream_ca\"", "result=\"success\""]
         ) >= 1.0
     );
 }
