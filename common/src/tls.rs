@@ -266,10 +266,11 @@ struct Loaded<T> {
 }
 
 /// A value loaded from files and loaded again when they change: the files are checked (a
-/// `stat` of each) at most once per `check_interval`, when the value is asked for; when any
-/// changed, all are loaded again. A load that fails keeps the previous value (and the old
-/// stamps, so the next check tries again), so a half-written rotation never breaks anything.
-struct Reloading<T> {
+/// `stat` of each) at most once per `check_interval`, when the value is asked for (during a
+/// handshake); when any changed, all are loaded again. A load that fails keeps the previous
+/// value (and the old stamps, so the next check tries again), so a half-written rotation never
+/// breaks anything. See [`ReloadingCertResolver`] and [`ReloadingRoots`].
+pub struct Reloading<T> {
     paths: Vec<PathBuf>,
     check_interval: Duration,
     load: fn(&[PathBuf]) -> Result<T, TlsError>,
@@ -278,7 +279,7 @@ struct Reloading<T> {
 }
 
 impl<T> Reloading<T> {
-    fn new(
+    fn from_files(
         paths: Vec<PathBuf>,
         check_interval: Duration,
         load: fn(&[PathBuf]) -> Result<T, TlsError>,
@@ -298,7 +299,14 @@ impl<T> Reloading<T> {
         })
     }
 
-    fn current(&self) -> Arc<T> {
+    /// Calls `f` after each reload attempt (to log it and count it).
+    pub fn on_reload(mut self, f: impl Fn(Result<(), &TlsError>) + Send + Sync + 'static) -> Self {
+        self.on_reload = Some(Box::new(f));
+        self
+    }
+
+    /// The value in use, after checking the files if the interval has passed.
+    pub fn current(&self) -> Arc<T> {
         let mut cur = match self.current.lock() {
             Ok(c) => c,
             Err(poisoned) => poisoned.into_inner(),
@@ -330,41 +338,27 @@ impl<T> fmt::Debug for Reloading<T> {
 }
 
 /// A certificate resolver (a server's, or a client's for mutual TLS) that re-reads its
-/// certificate and key files when they change: checked at most once per `check_interval`,
-/// during a handshake; a pair that fails to load or does not match is reported and the
-/// previous certificate stays in use.
-#[derive(Debug)]
-pub struct ReloadingCertResolver(Reloading<CertifiedKey>);
+/// certificate and key files when they change; a pair that fails to load or does not match is
+/// reported and the previous certificate stays in use.
+pub type ReloadingCertResolver = Reloading<CertifiedKey>;
 
-impl ReloadingCertResolver {
+impl Reloading<CertifiedKey> {
     /// Loads the pair now (an error here is a configuration error).
     pub fn new(cert: &Path, key: &Path, check_interval: Duration) -> Result<Self, TlsError> {
         let load = |p: &[PathBuf]| load_certified_key(&p[0], &p[1]);
-        Ok(ReloadingCertResolver(Reloading::new(
+        Reloading::from_files(
             vec![cert.to_path_buf(), key.to_path_buf()],
             check_interval,
             load,
-        )?))
-    }
-
-    /// Calls `f` after each reload attempt (to log it and count it).
-    pub fn on_reload(mut self, f: impl Fn(Result<(), &TlsError>) + Send + Sync + 'static) -> Self {
-        self.0.on_reload = Some(Box::new(f));
-        self
-    }
-
-    /// The certificate in use, after checking the files if the interval has passed.
-    pub fn current(&self) -> Arc<CertifiedKey> {
-        self.0.current()
+        )
     }
 }
 
-/// A server certificate verifier whose CA bundle is re-read when the file changes (CA
-/// rotation), checked as [`ReloadingCertResolver`] checks its files, during handshakes.
-#[derive(Debug)]
-pub struct ReloadingRoots(Reloading<Arc<WebPkiServerVerifier>>);
+/// A server certificate verifier (webpki's) whose CA bundle is re-read when the file changes
+/// (CA rotation).
+pub type ReloadingRoots = Reloading<Arc<WebPkiServerVerifier>>;
 
-impl ReloadingRoots {
+impl Reloading<Arc<WebPkiServerVerifier>> {
     /// Loads the bundle now (an error here is a configuration error).
     pub fn new(ca_file: &Path, check_interval: Duration) -> Result<Self, TlsError> {
         fn load(p: &[PathBuf]) -> Result<Arc<WebPkiServerVerifier>, TlsError> {
@@ -375,17 +369,7 @@ impl ReloadingRoots {
                     source: rustls::Error::General(e.to_string()),
                 })
         }
-        Ok(ReloadingRoots(Reloading::new(
-            vec![ca_file.to_path_buf()],
-            check_interval,
-            load,
-        )?))
-    }
-
-    /// Calls `f` after each reload attempt (to log it and count it).
-    pub fn on_reload(mut self, f: impl Fn(Result<(), &TlsError>) + Send + Sync + 'static) -> Self {
-        self.0.on_reload = Some(Box::new(f));
-        self
+        Reloading::from_files(vec![ca_file.to_path_buf()], check_interval, load)
     }
 }
 
@@ -398,7 +382,7 @@ impl ServerCertVerifier for ReloadingRoots {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.0.current().verify_server_cert(
+        self.current().verify_server_cert(
             end_entity,
             intermediates,
             server_name,
@@ -413,7 +397,7 @@ impl ServerCertVerifier for ReloadingRoots {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.current().verify_tls12_signature(message, cert, dss)
+        self.current().verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -422,11 +406,11 @@ impl ServerCertVerifier for ReloadingRoots {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.current().verify_tls13_signature(message, cert, dss)
+        self.current().verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.current().supported_verify_schemes()
+        self.current().supported_verify_schemes()
     }
 }
 
