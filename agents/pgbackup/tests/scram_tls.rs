@@ -172,21 +172,14 @@ impl Cluster {
 
     /// Runs SQL as postgres over TLS with the password.
     fn sql(&self, db: &str, sql: &str) -> String {
-        let out = Command::new("psql")
-            .args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
-            .arg(format!(
+        psql_at(
+            &format!(
                 "host=127.0.0.1 port={} user=postgres dbname={db} sslmode=require",
                 self.port
-            ))
-            .env("PGPASSWORD", PASSWORD)
-            .output()
-            .expect("run psql");
-        assert!(
-            out.status.success(),
-            "psql {sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+            ),
+            Some(PASSWORD),
+            sql,
+        )
     }
 
     /// One `--once` run of the agent against database `db` with `env`.

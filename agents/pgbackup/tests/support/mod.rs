@@ -14,29 +14,34 @@ use testkit::AgentProcess;
 pub const PGHOST: &str = "127.0.0.1";
 pub const PGPORT: &str = "5432";
 
-/// Runs SQL with psql against `db`; panics on failure; returns stdout.
+/// Runs SQL with psql against `db` on the local PostgreSQL; panics on failure; returns stdout.
 pub fn psql(db: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .args([
-            "-X",
-            "-q",
-            "-At",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-h",
-            PGHOST,
-            "-p",
-            PGPORT,
-            "-U",
-            "postgres",
-            "-d",
-            db,
-            "-c",
-            sql,
-        ])
-        .env_remove("PGPASSWORD")
-        .output()
-        .expect("run psql");
+    psql_at(
+        &format!("host={PGHOST} port={PGPORT} user=postgres dbname={db}"),
+        None,
+        sql,
+    )
+}
+
+/// Runs SQL with psql on the libpq connection string `conninfo`, with `password` as
+/// PGPASSWORD (none otherwise); panics on failure; returns stdout.
+pub fn psql_at(conninfo: &str, password: Option<&str>, sql: &str) -> String {
+    let mut cmd = Command::new("psql");
+    cmd.args([
+        "-X",
+        "-q",
+        "-At",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-c",
+        sql,
+        conninfo,
+    ])
+    .env_remove("PGPASSWORD");
+    if let Some(p) = password {
+        cmd.env("PGPASSWORD", p);
+    }
+    let out = cmd.output().expect("run psql");
     assert!(
         out.status.success(),
         "psql {sql}: {}",
