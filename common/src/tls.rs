@@ -6,8 +6,10 @@
 //! - [`ReloadingCertResolver`] + [`server_config`]: a server configuration whose certificate and
 //!   key are re-read when their files change (Kubernetes Secret rotation); open connections keep
 //!   the certificate they started with, new handshakes get the new one. The same resolver serves
-//!   a long-lived client's certificate ([`ClientOptions::client_cert_resolver`]), and
-//!   [`ReloadingRoots`] re-reads a client's CA bundle the same way.
+//!   a long-lived client's certificate ([`ClientOptions::client_cert_resolver`]),
+//!   [`ReloadingRoots`] re-reads a client's CA bundle the same way, and
+//!   [`ReloadingServerConfig`] rebuilds a server configuration when its client CA (mutual TLS)
+//!   changes.
 //!
 //! Everything uses the ring provider explicitly, so no process-wide default is needed.
 use std::{
@@ -223,6 +225,13 @@ pub fn server_config(
     resolver: Arc<ReloadingCertResolver>,
     client_ca: Option<&Path>,
 ) -> Result<Arc<ServerConfig>, TlsError> {
+    build_server_config(resolver, client_ca).map(Arc::new)
+}
+
+fn build_server_config(
+    resolver: Arc<ReloadingCertResolver>,
+    client_ca: Option<&Path>,
+) -> Result<ServerConfig, TlsError> {
     let provider = provider();
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -240,7 +249,7 @@ pub fn server_config(
         }
         None => builder.with_no_client_auth(),
     };
-    Ok(Arc::new(builder.with_cert_resolver(resolver)))
+    Ok(builder.with_cert_resolver(resolver))
 }
 
 /// What identifies a file's version: modification time, size and inode (a Secret update swaps a
@@ -256,6 +265,9 @@ fn stamp(path: &Path) -> Option<Stamp> {
 
 /// Called after each reload attempt with its result.
 type ReloadHook = Box<dyn Fn(Result<(), &TlsError>) + Send + Sync>;
+
+/// Loads a reloader's value from its files.
+type Load<T> = Box<dyn Fn(&[PathBuf]) -> Result<T, TlsError> + Send + Sync>;
 
 /// What a reloader holds: the value in use, the stamps of the files it was loaded from, and
 /// when they were last checked.
@@ -273,7 +285,7 @@ struct Loaded<T> {
 pub struct Reloading<T> {
     paths: Vec<PathBuf>,
     check_interval: Duration,
-    load: fn(&[PathBuf]) -> Result<T, TlsError>,
+    load: Load<T>,
     current: Mutex<Loaded<T>>,
     on_reload: Option<ReloadHook>,
 }
@@ -282,7 +294,7 @@ impl<T> Reloading<T> {
     fn from_files(
         paths: Vec<PathBuf>,
         check_interval: Duration,
-        load: fn(&[PathBuf]) -> Result<T, TlsError>,
+        load: Load<T>,
     ) -> Result<Self, TlsError> {
         let stamps = paths.iter().map(|p| stamp(p)).collect();
         let value = Arc::new(load(&paths)?);
@@ -345,11 +357,10 @@ pub type ReloadingCertResolver = Reloading<CertifiedKey>;
 impl Reloading<CertifiedKey> {
     /// Loads the pair now (an error here is a configuration error).
     pub fn new(cert: &Path, key: &Path, check_interval: Duration) -> Result<Self, TlsError> {
-        let load = |p: &[PathBuf]| load_certified_key(&p[0], &p[1]);
         Reloading::from_files(
             vec![cert.to_path_buf(), key.to_path_buf()],
             check_interval,
-            load,
+            Box::new(|p| load_certified_key(&p[0], &p[1])),
         )
     }
 }
@@ -369,7 +380,34 @@ impl Reloading<Arc<WebPkiServerVerifier>> {
                     source: rustls::Error::General(e.to_string()),
                 })
         }
-        Reloading::from_files(vec![ca_file.to_path_buf()], check_interval, load)
+        Reloading::from_files(vec![ca_file.to_path_buf()], check_interval, Box::new(load))
+    }
+}
+
+/// A server configuration (see [`server_config`]) rebuilt when its client CA file changes
+/// (mutual TLS with a rotated CA): a handshake takes [`Reloading::current`]. Its certificate
+/// reloads on its own, through the resolver. A rebuilt configuration starts with an empty
+/// session cache, so no session verified against the old CA resumes. Without a client CA it is
+/// built once.
+///
+/// (A reloading client verifier cannot do this: rustls asks it for the CA names to send as
+/// hints by reference, which a swappable value cannot hand out.)
+pub type ReloadingServerConfig = Reloading<ServerConfig>;
+
+impl Reloading<ServerConfig> {
+    /// Builds the configuration now (an error here is a configuration error).
+    pub fn new(
+        resolver: Arc<ReloadingCertResolver>,
+        client_ca: Option<&Path>,
+        check_interval: Duration,
+    ) -> Result<Self, TlsError> {
+        Reloading::from_files(
+            client_ca.map(Path::to_path_buf).into_iter().collect(),
+            check_interval,
+            Box::new(move |p| {
+                build_server_config(resolver.clone(), p.first().map(|p| p.as_path()))
+            }),
+        )
     }
 }
 

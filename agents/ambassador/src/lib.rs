@@ -102,10 +102,13 @@ impl std::fmt::Debug for Ambassador {
 
 const NO_ALIASES: &[(&str, Endpoint)] = &[];
 
-type TlsPair = (Option<UpstreamTls>, Option<tokio_rustls::TlsAcceptor>);
+type TlsPair = (
+    Option<UpstreamTls>,
+    Option<Arc<common::tls::ReloadingServerConfig>>,
+);
 
 /// Logs and counts (`tls_reloads_total{certificate, result}`) each reload attempt of a
-/// certificate file: "listener", "upstream_client" or "upstream_ca".
+/// certificate file: "listener", "listener_client_ca", "upstream_client" or "upstream_ca".
 fn reload_hook(
     metrics: &Metrics,
     certificate: &'static str,
@@ -193,13 +196,18 @@ fn build_tls(
                     source,
                 })?
                 .on_reload(reload_hook(metrics, "listener"));
-            let cfg =
-                common::tls::server_config(Arc::new(resolver), config.tls_client_ca.as_deref())
-                    .map_err(|source| Error::Tls {
-                        option: "--tls-client-ca",
-                        source,
-                    })?;
-            Some(tokio_rustls::TlsAcceptor::from(cfg))
+            // Rebuilt when the client CA file changes (the certificate reloads on its own).
+            let cfg = common::tls::ReloadingServerConfig::new(
+                Arc::new(resolver),
+                config.tls_client_ca.as_deref(),
+                reload_interval,
+            )
+            .map_err(|source| Error::Tls {
+                option: "--tls-client-ca",
+                source,
+            })?
+            .on_reload(reload_hook(metrics, "listener_client_ca"));
+            Some(Arc::new(cfg))
         }
         _ => None,
     };

@@ -5,6 +5,7 @@
 //! routes on Linux do the same in [`crate::engine`].
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
+use common::tls::ReloadingServerConfig;
 use tokio::{
     io::Interest,
     net::{TcpListener, TcpStream},
@@ -29,8 +30,8 @@ use crate::{
 pub struct RouteConfig {
     /// Connecting to upstreams.
     pub connector: Connector,
-    /// TLS termination on the listener.
-    pub acceptor: Option<TlsAcceptor>,
+    /// TLS termination on the listener (the configuration in use, re-read on rotation).
+    pub acceptor: Option<Arc<ReloadingServerConfig>>,
     /// Relay buffer size.
     pub buffer_size: usize,
     /// Idle timeout (None: never).
@@ -210,7 +211,9 @@ async fn handle(
         // state, plain connections included (spawn copies it, an idle connection holds it).
         Some(acceptor) => Box::pin(async move {
             let timeout = rc.connector.timeout;
-            let handshake = acceptor.accept(client).into_fallible();
+            let handshake = TlsAcceptor::from(acceptor.current())
+                .accept(client)
+                .into_fallible();
             let tls = match tokio::time::timeout(timeout, handshake).await {
                 Ok(Ok(s)) => s,
                 failed => {

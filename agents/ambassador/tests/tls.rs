@@ -1,7 +1,8 @@
 //! TLS through the ambassador: origination to a TLS echo server with a test CA, mutual TLS (with
 //! the client certificate rotated on disk),
-//! termination with the certificate swapped on disk while a connection stays open, and a
-//! plain-text client on the TLS listener refused and counted.
+//! termination with the certificate swapped on disk while a connection stays open, mutual TLS on
+//! the listener with its client CA rotated, and a plain-text client on the TLS listener refused
+//! and counted.
 mod support;
 
 use std::{net::SocketAddr, path::Path, sync::Arc};
@@ -361,19 +362,44 @@ async fn tls_client(
     tokio_rustls::client::TlsStream<TcpStream>,
     CertificateDer<'static>,
 ) {
+    try_tls_client(addr, ca_pem, None)
+        .await
+        .expect("handshake with the ambassador")
+}
+
+/// A TLS client of `addr` (verified against `ca_pem`, presenting `client`'s certificate and key
+/// if given) and the certificate the server showed.
+async fn try_tls_client(
+    addr: SocketAddr,
+    ca_pem: &str,
+    client: Option<&(String, String, CertificateDer<'static>)>,
+) -> Result<
+    (
+        tokio_rustls::client::TlsStream<TcpStream>,
+        CertificateDer<'static>,
+    ),
+    String,
+> {
     let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
     let opts = common::tls::ClientOptions {
-        ca_file: Some(write(dir.path(), "ca.pem", ca_pem).into()),
+        ca_file: Some(write(d, "ca.pem", ca_pem).into()),
+        client_cert: client.map(|(c, k, _)| {
+            (
+                write(d, "client.pem", c).into(),
+                write(d, "client.key", k).into(),
+            )
+        }),
         ..Default::default()
     };
     let connector = TlsConnector::from(common::tls::client_config(&opts).expect("client config"));
-    let s = TcpStream::connect(addr).await.expect("connect");
+    let s = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     let tls = connector
         .connect(common::tls::server_name("app.test").expect("name"), s)
         .await
-        .expect("handshake with the ambassador");
+        .map_err(|e| e.to_string())?;
     let cert = tls.get_ref().1.peer_certificates().expect("peer cert")[0].clone();
-    (tls, cert)
+    Ok((tls, cert))
 }
 
 async fn tls_roundtrip(s: &mut tokio_rustls::client::TlsStream<TcpStream>, msg: &[u8]) -> Vec<u8> {
@@ -451,6 +477,109 @@ async fn terminates_tls_and_picks_up_a_rotated_certificate() {
             &["reason=\"tls_handshake\""]
         ),
         1.0
+    );
+}
+
+/// A round trip over TLS to `addr` (verified against `ca_pem`, presenting `client`'s certificate
+/// and key if given); any failure, the server's refusal of the client certificate included
+/// (under TLS 1.3 it shows at the first read), is an error.
+async fn mtls_roundtrip(
+    addr: SocketAddr,
+    ca_pem: &str,
+    client: Option<&(String, String, CertificateDer<'static>)>,
+) -> Result<(), String> {
+    let (mut tls, _) = try_tls_client(addr, ca_pem, client).await?;
+    tls.write_all(b"mtls").await.map_err(|e| e.to_string())?;
+    let mut back = [0u8; 4];
+    match tokio::time::timeout(T, tls.read_exact(&mut back)).await {
+        Ok(Ok(_)) if &back == b"mtls" => Ok(()),
+        Ok(Ok(_)) => Err(format!("echoed {back:?}")),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no answer".into()),
+    }
+}
+
+/// Mutual TLS on the listener (`--tls-client-ca`): clients without a certificate, or with one
+/// from another CA, are refused and counted; when the client CA file rotates (a Secret update),
+/// the new CA's clients get in and the old CA's no longer do, without a restart, and a
+/// connection opened before the rotation stays up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listener_mutual_tls_follows_a_rotated_client_ca() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (server_ca, old_ca, new_ca) = (
+        make_ca("server ca"),
+        make_ca("old client ca"),
+        make_ca("new client ca"),
+    );
+    let (c, k, _) = leaf(
+        &server_ca,
+        &["app.test"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let (cert, key) = (write(d, "tls.crt", &c), write(d, "tls.key", &k));
+    let client_ca = write(d, "ca.crt", &old_ca.pem);
+    let old_client = leaf(&old_ca, &["app"], ExtendedKeyUsagePurpose::ClientAuth);
+    let new_client = leaf(&new_ca, &["app"], ExtendedKeyUsagePurpose::ClientAuth);
+    let (echo, _) = echo_server();
+    let amb = Amb::spawn(
+        &[
+            "--route",
+            &format!("127.0.0.1:0={echo}"),
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+            "--tls-client-ca",
+            &client_ca,
+            "--tls-reload-interval",
+            "50ms",
+        ],
+        &[],
+    );
+    let addr = amb.listen(0);
+    let try_client = |client| mtls_roundtrip(addr, &server_ca.pem, client);
+
+    try_client(Some(&old_client))
+        .await
+        .expect("a client of the trusted CA gets through");
+    let (mut open, _) = try_tls_client(addr, &server_ca.pem, Some(&old_client))
+        .await
+        .expect("handshake with a client certificate");
+    assert_eq!(tls_roundtrip(&mut open, b"before").await, b"before");
+    assert!(
+        try_client(None).await.is_err(),
+        "a client without a certificate got through"
+    );
+    assert!(
+        try_client(Some(&new_client)).await.is_err(),
+        "a client of an untrusted CA got through"
+    );
+    let refused = amb.metric(
+        "ambassador_rejected_connections_total",
+        &["reason=\"tls_handshake\""],
+    );
+    assert!(refused >= 2.0, "refusals counted: {refused}");
+
+    swap(d, "ca.crt", &new_ca.pem);
+    let deadline = std::time::Instant::now() + T;
+    while try_client(Some(&new_client)).await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rotated client CA was not used within {T:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(
+        try_client(Some(&old_client)).await.is_err(),
+        "the old CA's client still got through after the rotation"
+    );
+    assert_eq!(tls_roundtrip(&mut open, b"after").await, b"after");
+    assert!(
+        amb.metric(
+            "ambassador_tls_reloads_total",
+            &["certificate=\"listener_client_ca\"", "result=\"success\""]
+        ) >= 1.0
     );
 }
 
