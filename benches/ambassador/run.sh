@@ -28,6 +28,15 @@
 #   ROUNDS=3  rounds (each figure for every target in turn; medians are reported)
 #   BASELINE_BIN=path  also run another ambassador build (say, the previous commit's) as the
 #   target "baseline", in the same rounds
+#   FIGURES="http rr"  only these groups of figures (gbps http http_cps rr l cps idle; default all)
+#   TARGETS_ONLY="ambassador haproxy nginx"  only these targets (to spend many rounds on a few)
+# Beside the medians, each ambassador figure gets a paired comparison with each reference: the
+# median over rounds of ambassador's figure divided by the reference's in the same round, with
+# a distribution-free 95% confidence interval (order statistics of the ratios, from 6 rounds
+# on), and a verdict: "ahead" or "behind" when the interval excludes 1, "level" when it does not.
+# Rounds move together (a busy moment slows every target of a round), so the paired ratio sees
+# a difference that medians of ±20% rounds cannot; a difference of a few per cent still needs
+# tens of rounds (ROUNDS=40 SECS=1 FIGURES=http TARGETS_ONLY=...) to come out of "level".
 # Needs: iperf3, python3, rustc; optional: haproxy, nginx (backend for wrk, and the stream module,
 # Debian: libnginx-mod-stream), wrk, socat. Missing references are reported, never faked.
 set -euo pipefail
@@ -101,6 +110,8 @@ wait_port "$RR_PORT"
 
 # Each target: a name, the port in front of iperf3 and the one in front of the rr backend,
 # and the pids whose memory counts.
+FIGURES=" ${FIGURES:-gbps http http_cps rr l cps idle} "
+want() { [[ "$FIGURES" == *" $1 "* ]]; }
 declare -A IPERF RR WEB MEMPIDS
 TARGETS=(direct)
 IPERF[direct]=$IPERF_PORT
@@ -217,6 +228,13 @@ else
     MISSING+=("socat (not installed)")
 fi
 
+if [[ -n "${TARGETS_ONLY:-}" ]]; then
+    KEEP=()
+    for t in "${TARGETS[@]}"; do
+        [[ " $TARGETS_ONLY " == *" $t "* ]] && KEEP+=("$t")
+    done
+    TARGETS=("${KEEP[@]}")
+fi
 for t in "${TARGETS[@]}"; do
     wait_port "${IPERF[$t]}"
     wait_port "${RR[$t]}"
@@ -273,11 +291,11 @@ for round in $(seq 1 "$ROUNDS"); do
     # (TIME_WAIT sockets, a neighbour's leftover work and cache state follow the order).
     k=$(((round - 1) % ${#TARGETS[@]}))
     ORDER=("${TARGETS[@]:k}" "${TARGETS[@]:0:k}")
-    for t in "${ORDER[@]}"; do
+    want gbps && for t in "${ORDER[@]}"; do
         add "$t:gbps" "$(iperf3 -c 127.0.0.1 -p "${IPERF[$t]}" -t "$SECS" -J 2>/dev/null |
             python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))' 2>/dev/null || echo nan)"
     done
-    if [[ -n "$HTTP" ]]; then
+    if [[ -n "$HTTP" ]] && want http; then
         for t in "${ORDER[@]}"; do
             c0=$(cpu_ticks ${MEMPIDS[$t]:-})
             m0=$(machine_ticks)
@@ -294,6 +312,8 @@ for round in $(seq 1 "$ROUNDS"); do
                 add "$t:cpu_us" nan # keeps the rounds paired
             fi
         done
+    fi
+    if [[ -n "$HTTP" ]] && want http_cps; then
         # The issue's connections-per-second figure: wrk asking for `Connection: close`, so the
         # nginx backend closes after each answer and every request is a new connection.
         for t in "${ORDER[@]}"; do
@@ -301,7 +321,7 @@ for round in $(seq 1 "$ROUNDS"); do
             add "$t:http_cps" "$crps"
         done
     fi
-    for t in "${ORDER[@]}"; do
+    want rr && for t in "${ORDER[@]}"; do
         m0=$(machine_ticks)
         read -r _ rps _ p50 _ p99 _ _ < <("$LG" rr "127.0.0.1:${RR[$t]}" 32 "$SECS")
         m1=$(machine_ticks)
@@ -310,17 +330,17 @@ for round in $(seq 1 "$ROUNDS"); do
         add "$t:rr_p50" "$p50"
         add "$t:rr_p99" "$p99"
     done
-    for t in "${ORDER[@]}"; do
+    want l && for t in "${ORDER[@]}"; do
         read -r _ _ _ l50 _ l99 _ _ < <("$LG" rr "127.0.0.1:${RR[$t]}" 1 "$SECS")
         add "$t:l50" "$l50"
         add "$t:l99" "$l99"
     done
-    for t in "${ORDER[@]}"; do
+    want cps && for t in "${ORDER[@]}"; do
         read -r _ cps _ _ _ _ _ _ < <("$LG" cps "127.0.0.1:${RR[$t]}" 8 "$SECS")
         add "$t:cps" "$cps"
     done
 done
-for t in "${TARGETS[@]}"; do
+want idle && for t in "${TARGETS[@]}"; do
     if [[ -n "${MEMPIDS[$t]:-}" ]]; then
         before=$(rss_kib ${MEMPIDS[$t]})
         coproc IDLE { "$LG" idle "127.0.0.1:${RR[$t]}" "$IDLE_CONNS"; }
@@ -392,12 +412,37 @@ def rounds_ahead(key, ref, better):
     pairs = [(x, y) for x, y in zip(a, b) if not (math.isnan(x) or math.isnan(y))]
     won = sum(1 for x, y in pairs if (x > y if better == "higher" else x < y))
     return "%d/%d" % (won, len(pairs))
+def paired(key, ref, better):
+    """Median over rounds of ambassador/ref in the same round, its distribution-free 95%
+    confidence interval (order statistics d and n-d+1 of the sorted ratios, d the largest with
+    P(Binomial(n, 1/2) < d) <= 2.5%), and the verdict; None below 6 rounds."""
+    a, b = raw.get("ambassador:" + key, []), raw.get(ref + ":" + key, [])
+    rs = sorted(x / y for x, y in zip(a, b) if not (math.isnan(x) or math.isnan(y)) and y > 0)
+    n = len(rs)
+    d, cum = 0, 0.0
+    while cum + math.comb(n, d) / 2 ** n <= 0.025:
+        cum += math.comb(n, d) / 2 ** n
+        d += 1
+    if d == 0:
+        return None
+    lo, hi = rs[d - 1], rs[n - d]
+    if (lo > 1) if better == "higher" else (hi < 1):
+        verdict = "ahead"
+    elif (hi < 1) if better == "higher" else (lo > 1):
+        verdict = "behind"
+    else:
+        verdict = "level"
+    return statistics.median(rs), lo, hi, verdict
+def paired_text(key, ref, better):
+    p = paired(key, ref, better)
+    return "" if p is None else "ratio %.3f [%.3f, %.3f] %s" % p
 if int(os.environ["ROUNDS"]) > 1 and "ambassador" in targets:
-    print("rounds in which ambassador was ahead:", file=sys.stderr)
+    print("rounds in which ambassador was ahead; paired ratio ambassador/reference, median over "
+          "rounds [95% CI], verdict:", file=sys.stderr)
     for key, _, metric, _, better in figures:
         if key != "idle" and "ambassador:" + key in raw:
-            print("  %-9s %-22s %s" % (key, metric, "  ".join(
-                "%s %s" % (r, rounds_ahead(key, r, better))
+            print("  %-9s %-23s %s" % (key, metric, "  ".join(
+                "%s %s %s" % (r, rounds_ahead(key, r, better), paired_text(key, r, better))
                 for r in refs + [t for t in targets if t == "baseline"])), file=sys.stderr)
 for key, scenario, metric, unit, better in figures:
     for t in targets:
@@ -414,6 +459,11 @@ for key, scenario, metric, unit, better in figures:
                 if int(os.environ["ROUNDS"]) > 1:
                     r["note"] = "ahead in " + ", ".join(
                         "%s of the rounds against %s" % (rounds_ahead(key, x, better), subject[x]) for x in refs)
+                    verdicts = [(x, paired(key, x, better)) for x in refs]
+                    if all(p is not None for _, p in verdicts):
+                        r["note"] += "; paired (same-round ratio, 95% CI): " + ", ".join(
+                            "%s against %s (%.3f, %.3f-%.3f)" % (p[3], subject[x], p[0], p[1], p[2])
+                            for x, p in verdicts)
         print("RESULT " + json.dumps(r))
 if v.get("direct:gbps", 0) > 0 and "ambassador:gbps" in v:
     print("RESULT " + json.dumps({"subject": "ambassador", "scenario": "iperf3 single stream",
