@@ -142,7 +142,7 @@ pub async fn serve(route: Route, shared: Arc<Shared>) {
             let _permit = match (permit, limit) {
                 (Some(p), _) => p,
                 (None, Some(sem)) => {
-                    let _waiting = events::WaitingForSlot {
+                    let waiting = events::WaitingForSlot {
                         route: &pool.route,
                         client: peer,
                     }
@@ -156,7 +156,10 @@ pub async fn serve(route: Route, shared: Arc<Shared>) {
                     tokio::select! {
                         p = sem.acquire_owned() => match p { Ok(p) => p, Err(_) => return },
                         _ = close.cancelled() => return,
+                        // Out of the waiting count before the rejection is counted and the
+                        // client's socket closes.
                         _ = queue_timeout => {
+                            drop(waiting);
                             events::ConnectionRejected {
                                 route: &pool.route,
                                 client: peer,
@@ -168,6 +171,7 @@ pub async fn serve(route: Route, shared: Arc<Shared>) {
                         // A reset: the client is gone (a FIN alone may be a half-close after
                         // its request, which is still served).
                         _ = client.ready(Interest::ERROR) => {
+                            drop(waiting);
                             events::ClientLeft { route: &pool.route, client: peer }
                                 .emit(&shared2.metrics);
                             return;

@@ -568,12 +568,15 @@ impl Engine {
                         set_reset_on_close(sock);
                     }
                 }
+                let (route, peer) = (c.route, c.peer);
+                // Removed first: once the departure is counted, the connection no longer
+                // counts as waiting.
+                self.remove(slot);
                 events::ClientLeft {
-                    route: &self.routes[c.route].pool.route,
-                    client: c.peer,
+                    route: &self.routes[route].pool.route,
+                    client: peer,
                 }
                 .emit(&self.shared.metrics);
-                self.remove(slot);
                 return;
             }
         } else {
@@ -1144,7 +1147,12 @@ impl Engine {
 
     /// Drops a connection that never reached the relay.
     fn remove(&mut self, slot: usize) {
-        if let Some(c) = self.conns[slot].take() {
+        if let Some(mut c) = self.conns[slot].take() {
+            // Out of the waiting count before the client's socket closes (fields drop in
+            // order, the client first): a client that sees the close is no longer counted.
+            if let State::Waiting(queued) = &mut c.state {
+                queued.take();
+            }
             self.free.push(slot);
             self.open -= 1;
             self.released |= c._permit.is_some();
@@ -1637,8 +1645,9 @@ mod tests {
             .set_linger(Some(Duration::ZERO))
             .expect("linger");
         drop(gone);
-        wait_for("the reset client to leave", || left.get() == 1);
-        assert_eq!(waiting.get(), 1);
+        wait_for("the reset client to leave the queue", || {
+            left.get() == 1 && waiting.get() == 1
+        });
         drop(first);
         let mut back = [0u8; 5];
         third
