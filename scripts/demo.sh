@@ -9,6 +9,11 @@ cd "$(dirname "$0")/.."
 cargo build --release --locked -p logship
 work=$(mktemp -d)
 trap 'kill "$writer" 2>/dev/null || true; rm -rf "$work"' EXIT
+# Ctrl-C and SIGTERM reach logship too (the same process group); with these traps the shell
+# runs its exit trap only once logship, in the foreground, has flushed, written its checkpoint
+# into $work/data and exited (without them a SIGTERM would remove the folder under it).
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # The app: a few lines at once, then one line a second.
 log="$work/app.log"
