@@ -206,7 +206,7 @@ async fn handle(
     };
     match &rc.acceptor {
         None => {
-            let Some(up) = connect(pool, rc, shared, peer, local).await else {
+            let Some(up) = connect(&client, pool, rc, shared, peer, local).await else {
                 return;
             };
             finish(client, up, peer, pool, rc, force_close, started).await;
@@ -236,7 +236,7 @@ async fn handle(
                     return;
                 }
             };
-            let Some(up) = connect(pool, rc, shared, peer, local).await else {
+            let Some(up) = connect(tls.get_ref().0, pool, rc, shared, peer, local).await else {
                 return;
             };
             finish(tls, up, peer, pool, rc, force_close, started).await;
@@ -245,14 +245,25 @@ async fn handle(
     }
 }
 
+/// The upstream connect (with its TLS handshake, retries and timeouts); a client that resets
+/// meanwhile is gone: the attempt is dropped and the departure counted as `client_left` (a FIN
+/// alone may be a half-close after a request, which is still served).
 async fn connect(
+    client: &TcpStream,
     pool: &Pool,
     rc: &RouteConfig,
     shared: &Shared,
     peer: SocketAddr,
     local: SocketAddr,
 ) -> Option<Connected> {
-    match rc.connector.connect(pool, peer, local).await {
+    let attempt = tokio::select! {
+        a = rc.connector.connect(pool, peer, local) => a,
+        _ = client.ready(Interest::ERROR) => {
+            events::ClientLeft { route: &pool.route, client: peer }.emit(&shared.metrics);
+            return None;
+        }
+    };
+    match attempt {
         Ok(c) => Some(c),
         Err(reason) => {
             events::ConnectionRejected {

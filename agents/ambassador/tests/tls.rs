@@ -188,6 +188,54 @@ async fn waiting_connections_time_out_or_leave_on_tls_routes() {
     tokio::task::block_in_place(|| connection_queue(&amb, addr));
 }
 
+/// A client that resets while the upstream TLS handshake is still going (an upstream that
+/// accepts and never answers) is gone: the attempt is dropped at once, not at the 60 s connect
+/// timeout, and the departure is counted as `client_left`.
+#[test]
+fn a_client_that_resets_during_the_upstream_handshake_leaves() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca_file = write(dir.path(), "ca.pem", &make_ca("test ca").pem);
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let route = format!(
+        "127.0.0.1:0=127.0.0.1:{} upstream-tls=true upstream-tls-ca={ca_file} \
+         upstream-tls-server-name=db.test connect-timeout=60s",
+        silent.local_addr().expect("addr").port()
+    );
+    let amb = Amb::spawn(&["--route", &route], &[]);
+    let client = std::net::TcpStream::connect(amb.listen(0)).expect("connect");
+    let (mut upstream, _) = silent.accept().expect("the ambassador connects at once");
+    upstream.set_read_timeout(Some(T)).expect("timeout");
+    let mut hello = [0u8; 5];
+    upstream
+        .read_exact(&mut hello)
+        .expect("the ambassador's ClientHello");
+    assert_eq!(hello[0], 0x16, "a TLS handshake record");
+    socket2::SockRef::from(&client)
+        .set_linger(Some(std::time::Duration::ZERO))
+        .expect("linger");
+    drop(client);
+    // The attempt is dropped: the upstream sees its connection end, long before the timeout.
+    let mut rest = Vec::new();
+    match upstream.read_to_end(&mut rest) {
+        Ok(_) => {}
+        Err(e) => assert!(
+            !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "the upstream attempt was still open after {T:?}"
+        ),
+    }
+    testkit::wait_for(T, "the departure to be counted", || {
+        (amb.metric(
+            "ambassador_rejected_connections_total",
+            &["reason=\"client_left\""],
+        ) == 1.0)
+            .then_some(())
+    });
+}
+
 /// The upstream client certificate is re-read when its files change (a rotated Secret): new
 /// upstream connections present the new one, without a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
