@@ -406,18 +406,20 @@ figures = [
     ("cps", "new connection per request, 8 threads", "connections_per_second", "conn/s", "higher"),
     ("idle", "%s idle connections" % os.environ["IDLE_CONNS"], "rss_per_connection", "bytes", "lower"),
 ]
+def pairs(key, ref):
+    """(ambassador, ref) figures of the rounds where both were measured."""
+    a, b = raw.get("ambassador:" + key, []), raw.get(ref + ":" + key, [])
+    return [(x, y) for x, y in zip(a, b) if not (math.isnan(x) or math.isnan(y))]
 def rounds_ahead(key, ref, better):
     """Rounds in which the ambassador beat `ref` on `key` (same round: same conditions)."""
-    a, b = raw.get("ambassador:" + key, []), raw.get(ref + ":" + key, [])
-    pairs = [(x, y) for x, y in zip(a, b) if not (math.isnan(x) or math.isnan(y))]
-    won = sum(1 for x, y in pairs if (x > y if better == "higher" else x < y))
-    return "%d/%d" % (won, len(pairs))
+    ps = pairs(key, ref)
+    won = sum(1 for x, y in ps if (x > y if better == "higher" else x < y))
+    return "%d/%d" % (won, len(ps))
 def paired(key, ref, better):
     """Median over rounds of ambassador/ref in the same round, its distribution-free 95%
     confidence interval (order statistics d and n-d+1 of the sorted ratios, d the largest with
     P(Binomial(n, 1/2) < d) <= 2.5%), and the verdict; None below 6 rounds."""
-    a, b = raw.get("ambassador:" + key, []), raw.get(ref + ":" + key, [])
-    rs = sorted(x / y for x, y in zip(a, b) if not (math.isnan(x) or math.isnan(y)) and y > 0)
+    rs = sorted(x / y for x, y in pairs(key, ref) if y > 0)
     n = len(rs)
     d, cum = 0, 0.0
     while cum + math.comb(n, d) / 2 ** n <= 0.025:

@@ -221,8 +221,7 @@ pub struct Config {
 
     /// How often to check the certificate files for changes (--tls-cert/--tls-key,
     /// --tls-client-ca, --upstream-tls-cert/--upstream-tls-key, --upstream-tls-ca), during
-    /// handshakes: a rotated
-    /// Secret is picked up without a restart.
+    /// handshakes: a rotated Secret is picked up without a restart.
     #[arg(long, env = "AMBASSADOR_TLS_RELOAD_INTERVAL", default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
     pub tls_reload_interval: Duration,
 }
