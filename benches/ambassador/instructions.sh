@@ -53,7 +53,15 @@ count() {
     done
     local rate
     read -r _ rate _ < <("$WORK/loadgen" "$2" 127.0.0.1:25612 1 "$3")
-    kill "-$stop" "$pid"
+    # Asked again each second: a signal that reaches nginx under valgrind while it is still
+    # starting can be lost (seen once: the script waited for ever).
+    for _ in $(seq 1 30); do
+        kill "-$stop" "$pid" 2>/dev/null || break
+        for _ in $(seq 1 10); do
+            kill -0 "$pid" 2>/dev/null || break 2
+            sleep 0.1
+        done
+    done
     wait "$pid" 2>/dev/null || true
     echo "$(python3 -c "print(round($rate * $3))") $(awk '/^(summary|totals):/ {print $2; exit}' "$out")"
 }

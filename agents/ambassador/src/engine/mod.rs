@@ -286,6 +286,8 @@ struct Engine {
     /// Per route: connections waiting for a slot (slot, client id, since), oldest first;
     /// entries of connections gone are dropped when they reach the front.
     waiting: Vec<VecDeque<(usize, u32, Instant)>>,
+    /// Entries in `waiting` over all routes: each turn of the loop looks at this alone.
+    queued: usize,
     peers: Arc<Peers>,
     /// This loop's index in `peers`.
     me: usize,
@@ -303,6 +305,13 @@ struct Engine {
 
 /// A socket's epoll token: the id it got when registered, its connection's slot, and which
 /// side it is.
+/// Takes the front of a route's wait queue, keeping the loop's count of queued entries.
+fn pop_waiting(queue: &mut VecDeque<(usize, u32, Instant)>, queued: &mut usize) {
+    if queue.pop_front().is_some() {
+        *queued -= 1;
+    }
+}
+
 fn token(id: u32, slot: usize, upstream: bool) -> u64 {
     (u64::from(id) << 32) | ((slot as u64) << 1) | u64::from(upstream)
 }
@@ -365,6 +374,7 @@ impl Engine {
             next_id: 0,
             timers: BinaryHeap::new(),
             waiting: routes.iter().map(|_| VecDeque::new()).collect(),
+            queued: 0,
             peers: peers.clone(),
             me,
             released: false,
@@ -496,7 +506,7 @@ impl Engine {
                 }
             }
             self.run_timers();
-            if self.waiting.iter().any(|q| !q.is_empty()) {
+            if self.queued > 0 {
                 self.serve_waiting();
             }
             // After serve_waiting, whose failed connects may free slots too.
@@ -513,7 +523,12 @@ impl Engine {
             next = Some(next.map_or(s, |t| t.min(s)));
         }
         // The queue timeouts (the fronts are live: serve_waiting dropped the others).
-        for (q, r) in self.waiting.iter().zip(&self.routes) {
+        let queues = if self.queued > 0 {
+            &self.waiting[..]
+        } else {
+            &[]
+        };
+        for (q, r) in queues.iter().zip(&self.routes) {
             if let (Some(&(_, _, since)), Some(limit)) = (q.front(), r.rc.queue_timeout) {
                 let t = since + limit;
                 next = Some(next.map_or(t, |n| n.min(t)));
@@ -734,6 +749,7 @@ impl Engine {
             }
             // Served (or timed out) by serve_waiting at the end of this batch.
             self.waiting[route].push_back((slot, client_id, self.now));
+            self.queued += 1;
         } else {
             self.start_connecting(slot);
         }
@@ -752,7 +768,7 @@ impl Engine {
                     }
                     // Gone (left, closed) since it queued.
                     _ => {
-                        self.waiting[route].pop_front();
+                        pop_waiting(&mut self.waiting[route], &mut self.queued);
                         continue;
                     }
                 };
@@ -760,7 +776,7 @@ impl Engine {
                     pool, rc, limit, ..
                 } = &self.routes[route];
                 if rc.queue_timeout.is_some_and(|t| since + t <= self.now) {
-                    self.waiting[route].pop_front();
+                    pop_waiting(&mut self.waiting[route], &mut self.queued);
                     events::ConnectionRejected {
                         route: &pool.route,
                         client: peer,
@@ -772,7 +788,7 @@ impl Engine {
                 }
                 let permit = limit.clone().and_then(|sem| sem.try_acquire_owned().ok());
                 let Some(permit) = permit else { break };
-                self.waiting[route].pop_front();
+                pop_waiting(&mut self.waiting[route], &mut self.queued);
                 if let Some(Some(c)) = self.conns.get_mut(slot) {
                     c._permit = Some(permit);
                 }
