@@ -261,22 +261,18 @@ async fn a_rotated_upstream_client_certificate_is_used_for_new_connections() {
     let (cc, ck) = (write(d, "c.pem", &old_cert), write(d, "c.key", &old_key));
     let route = format!("127.0.0.1:0=127.0.0.1:{}", up.port());
     let amb = Amb::spawn(
-        &[
-            "--route",
+        &originating(
             &route,
-            "--upstream-tls",
-            "true",
-            "--upstream-tls-ca",
             &ca_file,
-            "--upstream-tls-server-name",
-            "db.test",
-            "--upstream-tls-cert",
-            &cc,
-            "--upstream-tls-key",
-            &ck,
-            "--tls-reload-interval",
-            "100ms",
-        ],
+            &[
+                "--upstream-tls-cert",
+                &cc,
+                "--upstream-tls-key",
+                &ck,
+                "--tls-reload-interval",
+                "100ms",
+            ],
+        ),
         &[],
     );
     let addr = amb.listen(0);
@@ -295,6 +291,23 @@ async fn a_rotated_upstream_client_certificate_is_used_for_new_connections() {
             &["certificate=\"upstream_client\"", "result=\"success\""]
         ) >= 1.0
     );
+}
+
+/// Arguments for one route, `route`, originating TLS to the upstream as `db.test`, verified
+/// against `ca_file`; then `extra`.
+fn originating<'a>(route: &'a str, ca_file: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "--route",
+        route,
+        "--upstream-tls",
+        "true",
+        "--upstream-tls-ca",
+        ca_file,
+        "--upstream-tls-server-name",
+        "db.test",
+    ];
+    args.extend_from_slice(extra);
+    args
 }
 
 /// Swaps `text` into `dir/name` by rename, as a Secret or ConfigMap update does.
@@ -328,18 +341,7 @@ async fn a_rotated_upstream_ca_bundle_is_used_for_new_connections() {
     let ca_file = write(d, "ca.pem", &old_ca.pem);
     let route = format!("127.0.0.1:0=127.0.0.1:{}", up.port());
     let amb = Amb::spawn(
-        &[
-            "--route",
-            &route,
-            "--upstream-tls",
-            "true",
-            "--upstream-tls-ca",
-            &ca_file,
-            "--upstream-tls-server-name",
-            "db.test",
-            "--tls-reload-interval",
-            "100ms",
-        ],
+        &originating(&route, &ca_file, &["--tls-reload-interval", "100ms"]),
         &[],
     );
     let addr = amb.listen(0);
@@ -378,19 +380,12 @@ async fn mutual_tls_to_the_upstream() {
     )
     .await;
     let route = format!("127.0.0.1:0=127.0.0.1:{}", up.port());
-    let common_args = [
-        "--route",
-        &route,
-        "--upstream-tls",
-        "true",
-        "--upstream-tls-ca",
-        &ca_file,
-        "--upstream-tls-server-name",
-        "db.test",
-    ];
     let (cc, ck) = (write(d, "c.pem", &ccert), write(d, "c.key", &ckey));
-    let mut with_cert = common_args.to_vec();
-    with_cert.extend(["--upstream-tls-cert", &cc, "--upstream-tls-key", &ck]);
+    let with_cert = originating(
+        &route,
+        &ca_file,
+        &["--upstream-tls-cert", &cc, "--upstream-tls-key", &ck],
+    );
     let amb = Amb::spawn(&with_cert, &[]);
     assert_eq!(
         plain_roundtrip(amb.listen(0), b"mtls")
@@ -399,7 +394,7 @@ async fn mutual_tls_to_the_upstream() {
         b"mtls"
     );
     // Without a client certificate the upstream refuses.
-    let amb2 = Amb::spawn(&common_args, &[]);
+    let amb2 = Amb::spawn(&originating(&route, &ca_file, &[]), &[]);
     assert!(plain_roundtrip(amb2.listen(0), b"mtls").await.is_err());
 }
 
